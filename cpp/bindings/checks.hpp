@@ -1,0 +1,93 @@
+// Checks at the Python/C++ boundary. Everything that crosses into the core is validated
+// here (dtype, dimensionality, shape, contiguity, finiteness), so the C++ below can index
+// without further checks. A failed check raises a Python exception naming the argument.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace affcore::bindings {
+
+namespace py = pybind11;
+
+// A numpy array of exactly dtype T, C-contiguous; no silent conversion from other dtypes.
+template <typename T>
+using carray = py::array_t<T, py::array::c_style>;
+
+inline std::string shape_string(const py::array& a) {
+    std::ostringstream s;
+    s << "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+    s << (a.ndim() == 1 ? ",)" : ")");
+    return s.str();
+}
+
+// Takes any Python object, insists it is a numpy array of dtype T (no casting, so that a
+// float64 array passed where float32 is wanted is an error rather than a silent copy with
+// changed meaning), and returns it C-contiguous.
+template <typename T>
+carray<T> require_array(const py::handle& obj, const char* name) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(std::string(name) + ": expected a numpy array, got " +
+                             std::string(py::str(py::type::of(obj).attr("__name__"))));
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<T>()))
+        throw py::type_error(std::string(name) + ": expected dtype " +
+                             std::string(py::str(py::dtype::of<T>())) + ", got " +
+                             std::string(py::str(a.dtype())));
+    return carray<T>::ensure(a);
+}
+
+// Shape check: -1 in `expected` matches any extent.
+inline void require_shape(const py::array& a, std::initializer_list<py::ssize_t> expected,
+                          const char* name) {
+    bool ok = a.ndim() == static_cast<py::ssize_t>(expected.size());
+    py::ssize_t i = 0;
+    for (auto e : expected) {
+        if (!ok) break;
+        if (e >= 0 && a.shape(i) != e) ok = false;
+        ++i;
+    }
+    if (!ok) {
+        std::ostringstream s;
+        s << name << ": expected shape (";
+        i = 0;
+        for (auto e : expected) {
+            s << (i++ ? ", " : "");
+            if (e < 0) s << "N"; else s << e;
+        }
+        s << (expected.size() == 1 ? ",)" : ")") << ", got " << shape_string(a);
+        throw py::value_error(s.str());
+    }
+}
+
+template <typename T>
+void require_finite(const carray<T>& a, const char* name) {
+    const T* p = a.data();
+    for (py::ssize_t i = 0; i < a.size(); ++i)
+        if (!std::isfinite(static_cast<double>(p[i])))
+            throw py::value_error(std::string(name) + ": contains NaN or infinite values");
+}
+
+// Index arrays: every entry in [0, bound).
+template <typename T>
+void require_indices(const carray<T>& a, long long bound, const char* name, bool allow_minus_one = false) {
+    const T* p = a.data();
+    for (py::ssize_t i = 0; i < a.size(); ++i) {
+        long long v = static_cast<long long>(p[i]);
+        if (allow_minus_one && v == -1) continue;
+        if (v < 0 || v >= bound) {
+            std::ostringstream s;
+            s << name << ": index " << v << " at position " << i << " is outside [0, " << bound << ")";
+            throw py::value_error(s.str());
+        }
+    }
+}
+
+}  // namespace affcore::bindings
