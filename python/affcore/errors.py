@@ -1,0 +1,22 @@
+"""Exceptions raised by affcore. All derive from :class:`AffcoreError`; most also derive
+from the built-in exception a caller would expect (``ValueError``, ``FileNotFoundError``)."""
+
+
+class AffcoreError(Exception):
+    """Base class of affcore's own errors."""
+
+
+class ModelNotFoundError(AffcoreError, FileNotFoundError):
+    """The face model could not be found; the message says where it was looked for."""
+
+
+class ImageError(AffcoreError, ValueError):
+    """An image could not be read, or is unusable (too small, too large, wrong type)."""
+
+
+class NoFaceError(AffcoreError, ValueError):
+    """No face was detected in an image."""
+
+
+class LandmarkError(AffcoreError, ValueError):
+    """Landmarks of the wrong shape, dtype or with non-finite values."""

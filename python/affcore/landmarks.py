@@ -1,0 +1,163 @@
+"""68-point iBUG facial landmarks: detection with dlib, reading ``.pts`` files, validation.
+
+Detection uses dlib's HOG frontal face detector and its 68-point shape predictor, which
+ships in the ``face_recognition_models`` package. **That predictor was trained on iBUG 300-W,
+whose licence excludes commercial use**: pass your own landmarks for commercial work.
+
+Coordinates are pixels, x to the right and y down, pixel (row i, col j) centred at (j, i).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LandmarkError, NoFaceError
+from .images import as_rgb8
+
+#: Faces are searched on a copy whose longer side is at most this many pixels; the
+#: landmarks are then placed on the full-resolution image.
+DETECTION_MAX_SIDE = 800
+#: Images whose longer side is below this are upsampled once by the detector, which
+#: otherwise misses faces smaller than about 80 pixels.
+DETECTION_UPSAMPLE_BELOW = 400
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_models():
+    import dlib
+    import face_recognition_models
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+
+
+def detect_faces(image: np.ndarray) -> np.ndarray:
+    """Face boxes (N, 4) float64 as (left, top, right, bottom) pixels, largest first.
+
+    Detection runs on a copy downscaled to at most :data:`DETECTION_MAX_SIDE` pixels.
+    """
+    import cv2
+
+    image = as_rgb8(image)
+    detector, _ = _dlib_models()
+    h, w = image.shape[:2]
+    factor = min(1.0, DETECTION_MAX_SIDE / max(h, w))
+    small = image if factor == 1.0 else cv2.resize(image, (round(w * factor), round(h * factor)),
+                                                     interpolation=cv2.INTER_AREA)
+    upsample = 1 if max(small.shape[:2]) < DETECTION_UPSAMPLE_BELOW else 0
+    rects = detector(small, upsample)
+    boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], dtype=np.float64).reshape(-1, 4)
+    boxes /= factor
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.lexsort((boxes[:, 0], -area))  # largest first; ties by position, deterministic
+    return boxes[order]
+
+
+def landmarks_in_box(image: np.ndarray, box) -> np.ndarray:
+    """The 68 landmarks (68, 2) float64 of the face in ``box`` (left, top, right, bottom)."""
+    import dlib
+
+    image = as_rgb8(image)
+    _, predictor = _dlib_models()
+    left, top, right, bottom = (int(round(v)) for v in box)
+    shape = predictor(image, dlib.rectangle(left, top, right, bottom))
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
+
+def detect_landmarks(image: np.ndarray, all_faces: bool = False):
+    """Detect faces and their 68 iBUG landmarks.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 RGB (other layouts are converted, see :func:`affcore.images.as_rgb8`).
+    all_faces : return every face (a list of (68, 2) arrays, largest first) instead of
+        only the largest one.
+
+    Returns
+    -------
+    (68, 2) float64 pixels, or a list of them with ``all_faces=True``.
+
+    Raises
+    ------
+    NoFaceError : no face was found.
+    """
+    image = as_rgb8(image)
+    boxes = detect_faces(image)
+    if len(boxes) == 0:
+        raise NoFaceError("no face detected in the image")
+    if not all_faces:
+        return landmarks_in_box(image, boxes[0])
+    return [landmarks_in_box(image, b) for b in boxes]
+
+
+def read_pts(path: str | os.PathLike) -> np.ndarray:
+    """Read an iBUG ``.pts`` landmark file (68 points; converted from its 1-based pixel
+    convention to affcore's 0-based one)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as e:
+        raise LandmarkError(f"{p}: cannot read landmark file ({e})") from None
+    if p.suffix.lower() == ".pts":
+        if "{" not in text or "}" not in text:
+            raise LandmarkError(f"{p}: not a .pts file (no '{{ ... }}' block)")
+        body = text[text.index("{") + 1:text.rindex("}")]
+        offset = 1.0  # .pts files count pixels from 1
+    else:
+        body, offset = text, 0.0
+    try:
+        values = np.array(body.replace(",", " ").split(), dtype=np.float64)
+    except ValueError:
+        raise LandmarkError(f"{p}: landmark file holds non-numeric values") from None
+    return validate_landmarks(values.reshape(-1, 2) - offset if values.size % 2 == 0 else values, str(p))
+
+
+def load_landmarks(path: str | os.PathLike) -> np.ndarray:
+    """Read landmarks from a ``.pts``, ``.npy``, ``.json`` ({"landmarks": [[x, y], ...]} or a
+    bare list) or whitespace/comma-separated text file of 68 x y pairs (0-based pixels)."""
+    import json
+
+    p = Path(path)
+    if p.suffix.lower() == ".npy":
+        try:
+            return validate_landmarks(np.load(p, allow_pickle=False), str(p))
+        except (OSError, ValueError) as e:
+            raise LandmarkError(f"{p}: cannot read landmarks ({e})") from None
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise LandmarkError(f"{p}: cannot read landmarks ({e})") from None
+        if isinstance(data, dict):
+            data = data.get("landmarks")
+        return validate_landmarks(data, str(p))
+    return read_pts(p)
+
+
+def validate_landmarks(landmarks, what: str = "landmarks") -> np.ndarray:
+    """Check that ``landmarks`` are 68 finite (x, y) points; return them as (68, 2) float64."""
+    if landmarks is None:
+        raise LandmarkError(f"{what}: no landmarks given")
+    a = np.asarray(landmarks)
+    if a.dtype == object or a.dtype.kind not in "iuf":
+        raise LandmarkError(f"{what}: expected numbers, got dtype {a.dtype}")
+    if a.shape != (68, 2):
+        raise LandmarkError(f"{what}: expected shape (68, 2) (the iBUG 68-point layout), got {a.shape}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
+        raise LandmarkError(f"{what}: non-finite (NaN or infinite) values at points {bad.tolist()}")
+    return a
+
+
+def eye_centres(landmarks: np.ndarray) -> np.ndarray:
+    """(2, 2): centres of the subject's right eye (points 36-41) and left eye (42-47)."""
+    return np.stack([landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)])
+
+
+def inter_ocular_distance(landmarks: np.ndarray) -> float:
+    """Distance between the two eye centres, pixels."""
+    r, l = eye_centres(landmarks)
+    return float(np.hypot(*(l - r)))

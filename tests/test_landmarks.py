@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from affcore.errors import LandmarkError, NoFaceError
+from affcore.images import read_image
+from affcore.landmarks import (detect_faces, detect_landmarks, inter_ocular_distance, load_landmarks, read_pts,
+                               validate_landmarks)
+
+
+def test_landmarks_on_a_london_photo_are_anatomically_ordered(data, landmark_cache):
+    lm = landmark_cache(data / "faces" / "london" / "005_neutral.jpg")
+    assert lm.shape == (68, 2)
+    # eyes above nose tip above mouth above chin (y grows downwards)
+    assert lm[36:48, 1].mean() < lm[30, 1] < lm[48:68, 1].mean() < lm[8, 1]
+    # the subject's right eye is on the image's left
+    assert lm[36:42, 0].mean() < lm[42:48, 0].mean()
+    # a 1350-px studio portrait: inter-ocular distance between 150 and 400 px
+    assert 150 < inter_ocular_distance(lm) < 400
+
+
+def test_detection_on_a_downscaled_copy_matches_the_hand_labels(data):
+    img = read_image(data / "faces" / "300w" / "image_0010.png")
+    truth = read_pts(data / "faces" / "300w" / "image_0010.pts")
+    lm = detect_landmarks(img)
+    err = np.linalg.norm(lm - truth, axis=1).mean() / inter_ocular_distance(truth)
+    assert err < 0.08
+
+
+def test_several_faces_largest_first(data):
+    a = read_image(data / "faces" / "london" / "005_neutral.jpg")[::3, ::3]
+    b = read_image(data / "faces" / "london" / "008_neutral.jpg")[::5, ::5]
+    canvas = np.full((500, 800, 3), 200, np.uint8)
+    canvas[25:475, 0:450] = a
+    canvas[100:370, 500:770] = b
+    boxes = detect_faces(canvas)
+    assert len(boxes) == 2
+    assert boxes[0, 2] < 450 < boxes[1, 0]  # the larger face (left) comes first
+    faces = detect_landmarks(canvas, all_faces=True)
+    assert len(faces) == 2
+    np.testing.assert_array_equal(faces[0], detect_landmarks(canvas))
+
+
+def test_no_face_raises(data):
+    grey = np.full((300, 300, 3), 128, np.uint8)
+    with pytest.raises(NoFaceError):
+        detect_landmarks(grey)
+
+
+def test_pts_file_is_one_based(data, tmp_path):
+    truth = read_pts(data / "faces" / "300w" / "image_0010.pts")
+    raw = (data / "faces" / "300w" / "image_0010.pts").read_text()
+    first = [float(v) for v in raw.split("{")[1].split()[:2]]
+    np.testing.assert_allclose(truth[0], np.array(first) - 1)
+    np.save(tmp_path / "lm.npy", truth)
+    np.testing.assert_array_equal(load_landmarks(tmp_path / "lm.npy"), truth)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((67, 2)), "shape"),
+    (np.zeros((68, 3)), "shape"),
+    (np.full((68, 2), np.nan), "non-finite"),
+    (np.array([["a", "b"]] * 68), "dtype"),
+    (None, "no landmarks"),
+])
+def test_bad_landmarks_are_refused(bad, message):
+    with pytest.raises(LandmarkError, match=message):
+        validate_landmarks(bad)
+
+
+def test_malformed_pts_file(tmp_path):
+    (tmp_path / "bad.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n3\n}\n")
+    with pytest.raises(LandmarkError):
+        read_pts(tmp_path / "bad.pts")
+    (tmp_path / "nobrace.pts").write_text("1 2 3 4")
+    with pytest.raises(LandmarkError, match="not a .pts"):
+        read_pts(tmp_path / "nobrace.pts")
