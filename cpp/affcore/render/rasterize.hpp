@@ -136,7 +136,8 @@ inline bool setup_triangle(const FixedPoint p[3], int height, int width, bool cu
 inline void draw_rows(const TriangleSetup& t, std::int32_t id, const float* z, const float* w,
                       std::int64_t row_begin, std::int64_t row_end, const RasterTarget& out) {
     const std::int64_t ya = std::max(t.y0, row_begin), yb = std::min(t.y1, row_end - 1);
-    const double area = static_cast<double>(t.area);
+    // One division per triangle; the reference in tests/test_render.py does the same.
+    const double inv_area = 1.0 / static_cast<double>(t.area);
     const double z0 = z[0], dz1 = double(z[1]) - z0, dz2 = double(z[2]) - z0;
     const std::int64_t step0 = t.edge[0].A * kSubpixel, step1 = t.edge[1].A * kSubpixel,
                        step2 = t.edge[2].A * kSubpixel;
@@ -149,8 +150,8 @@ inline void draw_rows(const TriangleSetup& t, std::int32_t id, const float* z, c
         const std::size_t row = static_cast<std::size_t>(y) * static_cast<std::size_t>(out.width);
         for (std::int64_t x = t.x0; x <= t.x1; ++x, e0 += step0, e1 += step1, e2 += step2) {
             if ((e0 | e1 | e2) < 0) continue;
-            const double b1 = static_cast<double>(e1 + t.edge[1].bias) / area;
-            const double b2 = static_cast<double>(e2 + t.edge[2].bias) / area;
+            const double b1 = static_cast<double>(e1 + t.edge[1].bias) * inv_area;
+            const double b2 = static_cast<double>(e2 + t.edge[2].bias) * inv_area;
             // b in [0, 1] and z finite, so the float conversion stays in range.
             const float d = static_cast<float>(z0 + b1 * dz1 + b2 * dz2);
             const std::size_t i = row + static_cast<std::size_t>(x);
@@ -158,7 +159,7 @@ inline void draw_rows(const TriangleSetup& t, std::int32_t id, const float* z, c
             out.depth[i] = d;
             out.triangle_id[i] = id;
             if (w) {
-                const double b0 = static_cast<double>(e0 + t.edge[0].bias) / area;
+                const double b0 = static_cast<double>(e0 + t.edge[0].bias) * inv_area;
                 const double q0 = b0 / w[0], q1 = b1 / w[1], q2 = b2 / w[2];
                 const double sum = q0 + q1 + q2;  // > 0: b >= 0 with one b > 0, w > 0
                 out.barycentrics[2 * i] = static_cast<float>(q1 / sum);
