@@ -66,3 +66,14 @@ def landmark_cache():
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def data_dir(data) -> Path:
+    return data
+
+
+@pytest.fixture(scope="session")
+def ict_mesh(model):
+    """ICT neutral mesh as (vertices (V,3) float32 cm, triangles (T,3) int32), quads split."""
+    return model.neutral_vertices, model.triangles
