@@ -47,3 +47,15 @@ def project_to_frame(verts, size):
     x = (verts[:, 0] - c[0]) * s + size / 2
     y = -(verts[:, 1] - c[1]) * s + size / 2
     return np.column_stack([x, y, -verts[:, 2]]).astype(np.float32)
+
+
+def summary_lines() -> list[str]:
+    if not RESULTS:
+        return []
+    lines = [f"{'size':>6} {'ours(all thr)':>14} {'ours(1 thr)':>12} {'anchor':>9} {'anchor/ours':>12} {'anchor/ours1':>13}"]
+    fmt = lambda v: f"{v * 1e3:.2f}" if v else "-"  # noqa: E731
+    ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "-"  # noqa: E731
+    for size in sorted({k[0] for k in RESULTS}):
+        ours, ours1, anc = (RESULTS.get((size, k)) for k in ("ours", "ours_1thread", "anchor"))
+        lines.append(f"{size:>5}² {fmt(ours):>14} {fmt(ours1):>12} {fmt(anc):>9} {ratio(anc, ours):>12} {ratio(anc, ours1):>13}")
+    return lines

@@ -1,0 +1,127 @@
+"""The ``affcore`` command line. Every command prints one readable line and exits non-zero
+on bad input; ``--debug`` shows the traceback instead."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+class CommandError(Exception):
+    """A user-facing error from a command: printed as one line."""
+
+
+def _write_json(path: str, payload) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.partial")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, p)
+
+
+def _cmd_fit(args) -> int:
+    from .fitting import fit
+    from .images import read_image, write_image
+    from .landmarks import load_landmarks
+    from .model import load_model
+
+    model = load_model(args.model)
+    image = read_image(args.photo)
+    landmarks = load_landmarks(args.landmarks) if args.landmarks else None
+    result = fit(image, landmarks=landmarks, model=model)
+    payload = result.to_json()
+    payload["image"] = str(args.photo)
+    payload["image_size"] = [int(image.shape[1]), int(image.shape[0])]
+    if args.json:
+        _write_json(args.json, payload)
+    if args.overlay:
+        from .overlay import draw_fit
+
+        write_image(args.overlay, draw_fit(image, result, model))
+    if not args.json or args.verbose:
+        print(f"{args.photo}: rms {result.rms_px:.2f} px ({result.rms_iod:.4f} IOD), yaw {result.yaw:+.1f}, "
+              f"pitch {result.pitch:+.1f}, roll {result.roll:+.1f} deg, {result.iterations} iterations, "
+              f"{result.time_ms:.2f} ms")
+    return 0
+
+
+def _cmd_model_import(args) -> int:
+    from .model import import_obj_folder, load_model
+
+    out = import_obj_folder(args.path, args.dest)
+    m = load_model(out)
+    print(f"wrote {out}: {m.num_vertices} vertices, {m.num_identity} identity modes, "
+          f"{m.num_expression} expressions")
+    return 0
+
+
+def _cmd_model_info(args) -> int:
+    from .model import load_model, model_search_path
+
+    try:
+        m = load_model(args.model)
+    except FileNotFoundError as e:
+        print("searched: " + ", ".join(str(p) for p in model_search_path(args.model)))
+        raise CommandError(str(e)) from None
+    print(f"{m.path}: {m.num_vertices} vertices, {len(m.triangles)} triangles, {m.num_identity} identity modes, "
+          f"{m.num_expression} expressions")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from . import __version__, build_info
+
+    print(json.dumps({"version": __version__, **build_info()}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="affcore", description="Facial-affect synthesis from one photo.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    f = sub.add_parser("fit", help="fit the 3D face model to the face in a photo")
+    f.add_argument("photo", help="image file (JPEG, PNG, ...)")
+    f.add_argument("--landmarks", help="68-point landmarks (.pts, .npy, .json, text) instead of detection")
+    f.add_argument("--json", metavar="OUT.json", help="write the fit (landmarks, pose, weights, errors) as JSON")
+    f.add_argument("--overlay", metavar="OUT.png", help="write the photo with landmarks and the fitted mesh")
+    f.add_argument("--model", help="path to ict_face_model.npz (default: see 'affcore model info')")
+    f.add_argument("-v", "--verbose", action="store_true", help="also print a summary line with --json")
+    f.set_defaults(func=_cmd_fit)
+
+    m = sub.add_parser("model", help="find or import the ICT face model")
+    msub = m.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    mi = msub.add_parser("import", help="build the model file from ICT-FaceKit's FaceXModel OBJ folder")
+    mi.add_argument("path", help="folder with generic_neutral_mesh.obj, identityNNN.obj and expression OBJs")
+    mi.add_argument("--dest", help="output file or folder (default: affcore's cache directory)")
+    mi.set_defaults(func=_cmd_model_import)
+    mn = msub.add_parser("info", help="say which model file is used")
+    mn.add_argument("--model", help="explicit path to check")
+    mn.set_defaults(func=_cmd_model_info)
+
+    i = sub.add_parser("info", help="print version and build information (CUDA, sanitizers)")
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.debug:
+        return args.func(args)
+    from .errors import AffcoreError
+
+    try:
+        return args.func(args)
+    except (CommandError, AffcoreError, ValueError, OSError, TypeError) as e:
+        print(f"affcore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("affcore: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
