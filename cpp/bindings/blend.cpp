@@ -1,7 +1,82 @@
+// Python binding of the CPU Poisson blend (affcore/blend/poisson.hpp).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "affcore/blend/poisson.hpp"
 #include "bindings.hpp"
+#include "checks.hpp"
 
 namespace affcore::bindings {
 
-void bind_blend(pybind11::module_& m) { (void)m; }
+namespace {
+
+carray<std::uint8_t> require_image(const py::handle& obj, const char* name) {
+    auto a = require_array<std::uint8_t>(obj, name);
+    if (a.ndim() != 3 || a.shape(2) != 3)
+        throw py::value_error(std::string(name) + ": expected a 3-channel image of shape (H, W, 3), got " +
+                              shape_string(a));
+    return a;
+}
+
+}  // namespace
+
+void bind_blend(pybind11::module_& m) {
+    m.def(
+        "poisson_blend",
+        [](const py::object& source, const py::object& target, const py::object& mask, int threads,
+           float tolerance) {
+            auto src = require_image(source, "source");
+            auto tgt = require_image(target, "target");
+            if (src.shape(0) != tgt.shape(0) || src.shape(1) != tgt.shape(1))
+                throw py::value_error("source and target must have the same shape, got " + shape_string(src) +
+                                      " and " + shape_string(tgt));
+            const py::ssize_t H = tgt.shape(0), W = tgt.shape(1);
+            if (H > (1 << 20) || W > (1 << 20))
+                throw py::value_error("target: image too large, got " + shape_string(tgt));
+            if (!py::isinstance<py::array>(mask))
+                throw py::type_error("mask: expected a numpy array, got " +
+                                     std::string(py::str(py::type::of(mask).attr("__name__"))));
+            auto marr = py::reinterpret_borrow<py::array>(mask);
+            carray<std::uint8_t> m8;
+            if (marr.dtype().is(py::dtype::of<bool>())) {
+                // bool is one byte with values 0/1: view it as uint8 without conversion.
+                auto mb = carray<bool>::ensure(marr);
+                m8 = py::array(py::dtype::of<std::uint8_t>(), std::vector<py::ssize_t>(mb.shape(), mb.shape() + mb.ndim()),
+                               std::vector<py::ssize_t>(mb.strides(), mb.strides() + mb.ndim()), mb.data(), mb);
+            } else if (marr.dtype().is(py::dtype::of<std::uint8_t>())) {
+                m8 = carray<std::uint8_t>::ensure(marr);
+            } else {
+                throw py::type_error("mask: expected dtype bool or uint8, got " + std::string(py::str(marr.dtype())));
+            }
+            require_shape(m8, {H, W}, "mask");
+            if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = all cores), got " + std::to_string(threads));
+            if (!(tolerance > 0.0f) || !(tolerance < 1.0f))
+                throw py::value_error("tolerance: must be in (0, 1)");
+
+            carray<std::uint8_t> out({H, W, py::ssize_t(3)});
+            const std::uint8_t* ps = src.data();
+            const std::uint8_t* pt = tgt.data();
+            const std::uint8_t* pm = m8.data();
+            std::uint8_t* po = out.mutable_data();
+            affcore::blend::BlendStats st;
+            {
+                py::gil_scoped_release release;
+                st = affcore::blend::poisson_blend(ps, pt, pm, static_cast<int>(H), static_cast<int>(W), po, threads,
+                                                   tolerance);
+            }
+            py::dict info;
+            info["box"] = py::make_tuple(st.box_x0, st.box_y0, st.box_w, st.box_h);
+            info["cycles"] = st.cycles;
+            info["last_change"] = st.last_change;
+            return py::make_tuple(out, info);
+        },
+        py::arg("source"), py::arg("target"), py::arg("mask"), py::kw_only(), py::arg("threads") = 0,
+        py::arg("tolerance") = 0.05f,
+        "Poisson blend (see affcore.blend.poisson_blend). Returns (image, info).");
+}
 
 }  // namespace affcore::bindings

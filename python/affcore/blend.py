@@ -1,0 +1,72 @@
+"""Gradient-domain (Poisson) blending of a rendered face back into its photo."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["poisson_blend"]
+
+
+def poisson_blend(source, target, mask, *, threads=0):
+    """Blend ``source`` into ``target`` inside ``mask`` by solving a Poisson equation.
+
+    The result keeps the source's gradients inside the mask and meets the target
+    seamlessly at the mask's edge. It reproduces the inside-mask result of
+    ``cv2.seamlessClone(source, target, mask, center, cv2.NORMAL_CLONE)`` for an
+    unshifted placement (mean absolute difference below one grey level), but never
+    changes a pixel outside the mask.
+
+    Parameters
+    ----------
+    source : (H, W, 3) ndarray of uint8
+        Image whose gradients are pasted, already aligned with ``target``.
+    target : (H, W, 3) ndarray of uint8
+        Image blended into; also the boundary condition.
+    mask : (H, W) ndarray of bool or uint8
+        Region to blend; nonzero means inside.
+    threads : int, optional
+        Worker threads; 0 (default) uses all hardware threads. The result is the same
+        for any thread count.
+
+    Returns
+    -------
+    out : (H, W, 3) ndarray of uint8
+        ``target`` with the masked region replaced by the blend. Pixels outside the
+        mask are exactly ``target``'s; an empty mask returns a copy of ``target``.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a numpy array of the required dtype (no casting is done).
+    ValueError
+        If an image is not (H, W, 3), the images differ in shape, the mask is not
+        (H, W), or ``threads`` is negative.
+
+    Notes
+    -----
+    As in OpenCV, the equation is solved on the mask's bounding box (grown by one
+    pixel) with the target as Dirichlet boundary; the guidance field is the source's
+    gradient on the mask eroded by a 7x7 square and the target's gradient elsewhere
+    in the box. We solve for the correction ``result - target`` with geometric
+    multigrid (red-black Gauss-Seidel V-cycles) until a cycle changes no value by
+    more than 0.05 grey levels, then round to nearest (OpenCV truncates).
+
+    A mask may touch the image border: the outermost image row/column is part of
+    the Dirichlet frame, so masked pixels there keep the target's value, and the
+    erosion treats the outside of the image as unmasked, so the blend fades to the
+    target within a few pixels of the image edge.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from affcore.blend import poisson_blend
+    >>> tgt = np.full((64, 64, 3), 100, np.uint8)
+    >>> src = np.full((64, 64, 3), 180, np.uint8)
+    >>> mask = np.zeros((64, 64), bool); mask[16:48, 16:48] = True
+    >>> out = poisson_blend(src, tgt, mask)
+    >>> bool((out == tgt).all())  # a flat source has no gradients to transfer
+    True
+    """
+    out, _info = _core.poisson_blend(source, target, mask, threads=threads)
+    return out

@@ -1,0 +1,240 @@
+"""Tests of affcore.blend.poisson_blend against OpenCV's seamlessClone and on its own."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+from hypothesis import given, settings, strategies as st
+
+from affcore.blend import poisson_blend
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("AFFCORE_DATA_DIR", REPO.parent / "shared" / "data"))
+LONDON = DATA / "faces" / "london"
+
+
+def cv2_clone(source, target, mask):
+    """OpenCV NORMAL_CLONE placed so that the source is not shifted.
+
+    seamlessClone takes the mask's bounding rect r and puts it at (p.x - r.w//2, p.y - r.h//2),
+    so p = (r.x + r.w//2, r.y + r.h//2) leaves it in place. It modifies the mask argument in
+    place (erodes and inverts it through a view), hence the copy.
+    """
+    m = np.where(mask, 255, 0).astype(np.uint8)
+    x, y, w, h = cv2.boundingRect(m)
+    return cv2.seamlessClone(source, target, m.copy(), (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
+
+
+def ellipse_mask(h, w, cx, cy, ax, ay):
+    m = np.zeros((h, w), np.uint8)
+    cv2.ellipse(m, (cx, cy), (ax, ay), 0, 0, 360, 255, -1)
+    return m > 0
+
+
+def irregular_mask(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    pts = []
+    for k in range(12):
+        a = 2 * np.pi * k / 12
+        r = rng.uniform(0.18, 0.32)
+        pts.append([w / 2 + r * w * np.cos(a), h / 2 + r * h * np.sin(a)])
+    m = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(m, [np.array(pts, np.int32)], 255)
+    m[h // 2 - 10: h // 2 + 10, w // 2 - 40: w // 2 + 40] = 0  # a hole
+    return m > 0
+
+
+def load_pair(ident="005"):
+    s, t = LONDON / f"{ident}_smiling.jpg", LONDON / f"{ident}_neutral.jpg"
+    if not (s.exists() and t.exists()):
+        pytest.skip(f"London face photos not found under {LONDON} (set AFFCORE_DATA_DIR)")
+    return cv2.imread(str(s)), cv2.imread(str(t))
+
+
+def synthetic_pair(h=160, w=200, seed=3):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([60 + 0.5 * xx, 80 + 0.4 * yy, 120 + 0.2 * (xx + yy)], -1)
+    tgt = np.clip(base + rng.normal(0, 4, (h, w, 3)), 0, 255).astype(np.uint8)
+    tex = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 2.0)
+    src = np.clip(tex.astype(float) * 0.8 + 60, 0, 255).astype(np.uint8)
+    return src, tgt
+
+
+def mad_inside(a, b, mask):
+    return float(np.abs(a.astype(int) - b.astype(int))[mask].mean())
+
+
+# ---------------------------------------------------------------- agreement with OpenCV
+
+@pytest.mark.parametrize("kind", ["ellipse", "irregular"])
+def test_matches_opencv_on_london_photos(kind):
+    src, tgt = load_pair("005")
+    h, w = tgt.shape[:2]
+    mask = ellipse_mask(h, w, w // 2, h // 2 - 40, int(0.15 * w), int(0.2 * h)) if kind == "ellipse" \
+        else irregular_mask(h, w)
+    ref = cv2_clone(src, tgt, mask)
+    out = poisson_blend(src, tgt, mask)
+    # The comparison is meaningful: naive pasting is far from OpenCV's result.
+    assert mad_inside(src, ref, mask) > 3.0
+    assert mad_inside(out, ref, mask) <= 1.0
+
+
+def test_matches_opencv_synthetic():
+    src, tgt = synthetic_pair()
+    mask = ellipse_mask(160, 200, 100, 80, 50, 40)
+    ref = cv2_clone(src, tgt, mask)
+    out = poisson_blend(src, tgt, mask)
+    assert mad_inside(src, ref, mask) > 3.0
+    assert mad_inside(out, ref, mask) <= 1.0
+
+
+# ---------------------------------------------------------------- behaviour on its own
+
+def test_outside_mask_is_target_exactly():
+    src, tgt = load_pair("008")
+    h, w = tgt.shape[:2]
+    mask = irregular_mask(h, w, seed=5)
+    out = poisson_blend(src, tgt, mask)
+    assert np.array_equal(out[~mask], tgt[~mask])
+    assert not np.array_equal(out[mask], tgt[mask])
+    # OpenCV does change pixels outside the mask; we must not.
+    assert (cv2_clone(src, tgt, mask)[~mask] != tgt[~mask]).any()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known defect: like OpenCV we solve on the bounding box, so the correction is nonzero on the "
+    "mask's edge; OpenCV spreads it over the unmasked pixels, we copy the target there, which leaves "
+    "a step of that size at the edge (gradient ~40% above the target's on the London pair)"))
+def test_seam_gradient_matches_target():
+    src, tgt = load_pair("005")
+    h, w = tgt.shape[:2]
+    mask = ellipse_mask(h, w, w // 2, h // 2 - 40, int(0.15 * w), int(0.2 * h))
+    out = poisson_blend(src, tgt, mask)
+    boundary = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+    def gradmag(img):
+        f = img.astype(np.float32)
+        gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3)
+        return np.sqrt(gx ** 2 + gy ** 2).sum(-1)
+
+    g_out, g_tgt = gradmag(out)[boundary].mean(), gradmag(tgt)[boundary].mean()
+    assert abs(g_out - g_tgt) <= 0.2 * g_tgt
+    # A naive paste leaves a visible seam, so this check can fail.
+    pasted = np.where(mask[..., None], src, tgt)
+    assert abs(gradmag(pasted)[boundary].mean() - g_tgt) > 0.2 * g_tgt
+
+
+images = st.integers(0, 2**31 - 1).map(lambda s: synthetic_pair(48, 56, s))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), cx=st.integers(10, 46), cy=st.integers(10, 38),
+       ax=st.integers(2, 20), ay=st.integers(2, 20))
+def test_property_source_equal_target_is_fixed_point(seed, cx, cy, ax, ay):
+    _, tgt = synthetic_pair(48, 56, seed)
+    mask = ellipse_mask(48, 56, cx, cy, ax, ay)
+    assert np.array_equal(poisson_blend(tgt.copy(), tgt, mask), tgt)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), c=st.integers(-40, 40), cx=st.integers(14, 42),
+       cy=st.integers(14, 34), ax=st.integers(4, 14), ay=st.integers(4, 14))
+def test_property_constant_offset_inside_mask_is_invisible(seed, c, cx, cy, ax, ay):
+    src, tgt = synthetic_pair(48, 56, seed)
+    src = np.clip(src, 50, 200).astype(np.uint8)  # room for the offset without clipping
+    mask = ellipse_mask(48, 56, cx, cy, ax, ay)
+    shifted = src.astype(int)
+    shifted[mask] += c
+    shifted = shifted.astype(np.uint8)
+    a = poisson_blend(src, tgt, mask).astype(int)
+    b = poisson_blend(shifted, tgt, mask).astype(int)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_deterministic_across_thread_counts():
+    src, tgt = load_pair("011")
+    h, w = tgt.shape[:2]
+    mask = ellipse_mask(h, w, w // 2, h // 2, int(0.3 * w), int(0.4 * h))  # large: threads used
+    outs = [poisson_blend(src, tgt, mask, threads=t) for t in (1, 2, 3, 8)]
+    for o in outs[1:]:
+        assert np.array_equal(o, outs[0])
+
+
+def test_mask_dtypes_agree_and_nonzero_means_inside():
+    src, tgt = synthetic_pair()
+    mask = ellipse_mask(160, 200, 100, 80, 50, 40)
+    a = poisson_blend(src, tgt, mask)
+    b = poisson_blend(src, tgt, mask.astype(np.uint8) * 7)
+    assert np.array_equal(a, b)
+
+
+def test_empty_mask_returns_copy_of_target():
+    src, tgt = synthetic_pair()
+    out = poisson_blend(src, tgt, np.zeros((160, 200), bool))
+    assert np.array_equal(out, tgt)
+    assert not np.shares_memory(out, tgt)
+
+
+@pytest.mark.parametrize("region", [np.s_[:, :], np.s_[0:60, :], np.s_[40:120, 150:], np.s_[100:, 0:30]])
+def test_mask_touching_image_border(region):
+    src, tgt = synthetic_pair()
+    mask = np.zeros((160, 200), bool)
+    mask[region] = True
+    out = poisson_blend(src, tgt, mask)
+    assert np.array_equal(out[~mask], tgt[~mask])
+    # Masked pixels on the outermost image frame keep the target's value (documented).
+    frame = np.zeros_like(mask)
+    frame[0, :] = frame[-1, :] = frame[:, 0] = frame[:, -1] = True
+    assert np.array_equal(out[mask & frame], tgt[mask & frame])
+    # Deep inside, the source's gradients are reproduced.
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((21, 21), np.uint8),
+                      borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    if inner.sum() > 50:
+        d_out = np.diff(out.astype(int), axis=1)[inner[:, 1:] & inner[:, :-1]]
+        d_src = np.diff(src.astype(int), axis=1)[inner[:, 1:] & inner[:, :-1]]
+        assert np.abs(d_out - d_src).mean() < 1.0
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_bad_dtypes_raise_type_error_naming_argument():
+    src, tgt = synthetic_pair()
+    mask = ellipse_mask(160, 200, 100, 80, 50, 40)
+    with pytest.raises(TypeError, match="source"):
+        poisson_blend(src.astype(np.float32), tgt, mask)
+    with pytest.raises(TypeError, match="target"):
+        poisson_blend(src, tgt.astype(np.uint16), mask)
+    with pytest.raises(TypeError, match="mask"):
+        poisson_blend(src, tgt, mask.astype(np.float64))
+    with pytest.raises(TypeError, match="source"):
+        poisson_blend(src.tolist(), tgt, mask)
+
+
+def test_bad_shapes_raise_value_error():
+    src, tgt = synthetic_pair()
+    mask = ellipse_mask(160, 200, 100, 80, 50, 40)
+    with pytest.raises(ValueError, match="same shape"):
+        poisson_blend(src[:100], tgt, mask)
+    with pytest.raises(ValueError, match="mask"):
+        poisson_blend(src, tgt, mask[:, :100])
+    with pytest.raises(ValueError, match="mask"):
+        poisson_blend(src, tgt, np.stack([mask] * 3, -1))
+    with pytest.raises(ValueError, match="3-channel"):
+        poisson_blend(src[..., :2], tgt[..., :2], mask)
+    with pytest.raises(ValueError, match="3-channel"):
+        poisson_blend(src[..., 0], tgt[..., 0], mask)
+    with pytest.raises(ValueError, match="threads"):
+        poisson_blend(src, tgt, mask, threads=-1)
+
+
+def test_non_contiguous_inputs_are_accepted():
+    src, tgt = synthetic_pair(160, 400)
+    mask = ellipse_mask(160, 400, 100, 80, 50, 40)
+    a = poisson_blend(src[:, ::2], tgt[:, ::2], mask[:, ::2])
+    b = poisson_blend(np.ascontiguousarray(src[:, ::2]), np.ascontiguousarray(tgt[:, ::2]),
+                      np.ascontiguousarray(mask[:, ::2]))
+    assert np.array_equal(a, b)
