@@ -47,6 +47,75 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+def _parse_va(text: str):
+    try:
+        v, a = (float(x) for x in text.split(","))
+    except ValueError:
+        raise CommandError(f"--va: expected 'V,A' such as '0.5,-0.2', got {text!r}") from None
+    return v, a
+
+
+def _synthesis_targets(args) -> list[tuple[str, dict]]:
+    """(file-name suffix, keyword arguments of Synthesizer.render) for each requested target."""
+    from . import affect
+
+    if args.all:
+        return [(name, {"expression": name, "intensity": args.intensity}) for name in affect.EXPRESSIONS]
+    if args.expression:
+        affect.expression_blendshapes(args.expression, args.intensity)  # validates name and intensity
+        suffix = args.expression if args.intensity == 1.0 else f"{args.expression}_{args.intensity:.2f}"
+        return [(suffix, {"expression": args.expression, "intensity": args.intensity})]
+    if args.aus:
+        aus = affect.parse_aus(args.aus)
+        affect.aus_to_blendshapes(aus)
+        return [("_".join(f"{k}-{v:.2f}" for k, v in aus.items()), {"aus": aus})]
+    v, a = _parse_va(args.va)
+    affect.va_to_blendshapes(v, a)
+    return [(f"va_{v:+.2f}_{a:+.2f}", {"va": (v, a)})]
+
+
+def _cmd_synthesize(args) -> int:
+    from tqdm import tqdm
+
+    from .images import read_image, write_image
+    from .landmarks import load_landmarks
+    from .model import load_model
+    from .sheet import contact_sheet
+    from .synthesis import Synthesizer
+
+    targets = _synthesis_targets(args)
+    if args.landmarks and len(args.photos) != 1:
+        raise CommandError("--landmarks applies to a single photo")
+    model = load_model(args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    bar = tqdm(total=len(args.photos) * len(targets), unit="face", disable=args.quiet or len(args.photos) * len(targets) < 2)
+    for photo in args.photos:
+        stem = Path(photo).stem
+        try:
+            image = read_image(photo)
+            lm = load_landmarks(args.landmarks) if args.landmarks else None
+            synth = Synthesizer(image, landmarks=lm, model=model)
+            rendered, names = [], []
+            for suffix, kwargs in targets:
+                img = synth.render(**kwargs)
+                write_image(out / f"{stem}_{suffix}.png", img)
+                rendered.append(img)
+                names.append(suffix)
+                bar.update(1)
+            if args.all:
+                write_image(out / f"{stem}_sheet.png", contact_sheet([image] + rendered, ["original"] + names))
+        except (ValueError, OSError) as e:
+            failures += 1
+            bar.write(f"affcore synthesize: {photo}: {e}")
+    bar.close()
+    if not args.quiet:
+        print(f"wrote {(len(args.photos) - failures) * len(targets)} images to {out}"
+              + (f"; {failures} photo(s) failed" if failures else ""))
+    return 1 if failures else 0
+
+
 def _cmd_model_import(args) -> int:
     from .model import import_obj_folder, load_model
 
@@ -90,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--model", help="path to ict_face_model.npz (default: see 'affcore model info')")
     f.add_argument("-v", "--verbose", action="store_true", help="also print a summary line with --json")
     f.set_defaults(func=_cmd_fit)
+
+    s = sub.add_parser("synthesize", help="make a photo's face show an expression, action units or a VA point")
+    s.add_argument("photos", nargs="+", metavar="PHOTO", help="photos of (preferably neutral) faces")
+    target = s.add_mutually_exclusive_group(required=True)
+    target.add_argument("--expression", help="happiness, sadness, surprise, fear, anger, disgust, contempt or neutral")
+    target.add_argument("--aus", metavar="AUS", help="action units, e.g. 'AU12=0.8,AU6=0.5' (intensities in [0, 1])")
+    target.add_argument("--va", metavar="V,A", help="valence,arousal in [-1, 1], e.g. '0.6,0.3'")
+    target.add_argument("--all", action="store_true", help="every expression (neutral too) plus a contact sheet")
+    s.add_argument("--intensity", type=float, default=1.0, help="expression intensity in [0, 1] (default 1)")
+    s.add_argument("--out", required=True, metavar="DIR", help="output folder: DIR/<stem>_<target>.png")
+    s.add_argument("--landmarks", help="68-point landmarks for a single photo instead of detection")
+    s.add_argument("--model", help="path to ict_face_model.npz")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    s.set_defaults(func=_cmd_synthesize)
 
     m = sub.add_parser("model", help="find or import the ICT face model")
     msub = m.add_subparsers(dest="model_command", required=True, metavar="ACTION")

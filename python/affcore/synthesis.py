@@ -136,6 +136,7 @@ class Synthesizer:
         shifted = self._source_screen - np.array([x0, y0, 0], np.float32)
         self._src_raster = rasterize(shifted, self._triangles, y1 - y0, x1 - x0, threads=self.threads)
         self._light = self._estimate_light()
+        self._eye_colours = self._estimate_eye_colours()
 
     # -- geometry --------------------------------------------------------------------------
     def _vertices(self, blendshapes: np.ndarray) -> np.ndarray:
@@ -161,7 +162,9 @@ class Synthesizer:
         return depth <= front + 0.15 * self.fit.scale
 
     def _estimate_light(self) -> np.ndarray:
-        """Mean colour of the visible skin of the cheeks/forehead, per unit albedo."""
+        """Light reaching the face, per unit albedo, as RGB: the brightness of the visible
+        skin, with a little of the skin's tint (the camera's white balance and the light's
+        colour show in it; the skin's own redness should not tint teeth and eyes)."""
         r = self._src_raster
         x0, y0, x1, y1 = self._src_box
         tid = r.triangle_id
@@ -172,8 +175,30 @@ class Synthesizer:
             return np.full(3, 150.0 / SKIN_ALBEDO, np.float32)
         # the brighter half of the skin: away from shadows, beard and brows
         lum = patch.mean(axis=1)
-        bright = patch[lum >= np.median(lum)]
-        return (bright.mean(axis=0) / SKIN_ALBEDO).astype(np.float32)
+        bright = patch[lum >= np.median(lum)].mean(axis=0)
+        grey = np.full(3, bright.mean())
+        return ((0.8 * grey + 0.2 * bright) / SKIN_ALBEDO).astype(np.float32)
+
+    def _estimate_eye_colours(self) -> dict:
+        """The photo's own sclera and iris colours (median of their visible pixels), for
+        eyeball that widened lids uncover; from the material model when the eyes are shut."""
+        r = self._src_raster
+        x0, y0, x1, y1 = self._src_box
+        tid = r.triangle_id
+        part = np.full(tid.shape, -1, np.int8)
+        part[tid >= 0] = self._part[tid[tid >= 0]]
+        box = self.image[y0:y1, x0:x1].astype(np.float32)
+        out = {}
+        for q in (SCLERA, IRIS):
+            px = box[part == q]
+            if len(px) >= 20:
+                lum = px.mean(axis=1)
+                # sclera: its lit half (lashes and lid shadow darken the rest)
+                px = px[lum >= np.median(lum)] if q == SCLERA else px
+                out[q] = np.median(px, axis=0).astype(np.float32)
+            else:
+                out[q] = (np.asarray(ALBEDO[q], np.float32) * self._light)
+        return out
 
     # -- targets ---------------------------------------------------------------------------
     def blendshapes(self, expression: str | None = None, intensity: float = 1.0,
@@ -236,15 +261,15 @@ class Synthesizer:
             depth = r.depth.reshape(-1)[idx]
             lm = self._lip_depth(screen)
             # light falls off inside the mouth: the deeper behind the lips, the darker
-            cavity = np.exp(-np.maximum(depth - lm, 0.0) / (0.6 * self.fit.scale))
-            albedo = np.zeros((len(idx), 3), np.float32)
+            cavity = np.exp(-np.maximum(depth - lm, 0.0) / (1.5 * self.fit.scale))
+            lit = np.zeros((len(idx), 3), np.float32)
             for q, a in ALBEDO.items():
-                albedo[p == q] = a
+                lit[p == q] = self._eye_colours[q] if q in self._eye_colours else np.asarray(a) * self._light
             mouth = np.isin(p, (SOCKET, GUMS, TEETH))
-            shade = (0.25 + 0.75 * lambert) * np.where(mouth, 0.15 + 0.85 * cavity, 1.0)
+            # newly uncovered eyeball sits in the shadow of the lid
+            shade = np.where(mouth, (0.3 + 0.7 * lambert) * (0.1 + 0.9 * cavity), 0.8)
             flat = colour.reshape(-1, 3)
-            shaded = albedo * shade[:, None] * self._light[None, :]
-            flat[idx[synthetic]] = shaded[synthetic]
+            flat[idx[synthetic]] = (lit * shade[:, None])[synthetic]
         rendered = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
 
         # surroundings follow the face: warp the photo by the face's motion, extended smoothly
