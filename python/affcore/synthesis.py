@@ -99,6 +99,12 @@ class Synthesizer:
     landmarks : (68, 2) iBUG landmarks in pixels; detected with dlib when omitted.
     model : the face model; default :func:`affcore.load_model`.
     fit_result : an existing fit of this image, to skip fitting.
+    keep_resting_face : how a target meets the expression fitted to the photo. True
+        (default): each blendshape becomes the larger of the target's and the fitted
+        weight, so what a neutral face shows at rest (lid shape, a pressed mouth) stays and
+        a target never adds to a smile already there (no double smile); the target
+        "neutral" reproduces the photo. False: the target replaces the fitted weights
+        outright (pure transfer; "neutral" then removes the photo's own expression).
     threads : C++ worker threads for rendering and blending (0 = all cores).
 
     Examples
@@ -109,7 +115,7 @@ class Synthesizer:
     """
 
     def __init__(self, image, landmarks=None, model: FaceModel | None = None, fit_result: FitResult | None = None,
-                 threads: int = 0):
+                 keep_resting_face: bool = True, threads: int = 0):
         self.image = as_rgb8(image)
         self.model = model if model is not None else load_model()
         if fit_result is None:
@@ -117,6 +123,7 @@ class Synthesizer:
             fit_result = fit(self.image, landmarks=lm, model=self.model)
         self.fit = fit_result
         self.threads = int(threads)
+        self.keep_resting_face = bool(keep_resting_face)
         m = self.model
         self._triangles, self._part = _face_triangles(m)
         self._used = np.unique(self._triangles)
@@ -203,17 +210,23 @@ class Synthesizer:
     # -- targets ---------------------------------------------------------------------------
     def blendshapes(self, expression: str | None = None, intensity: float = 1.0,
                     aus: Mapping[str, float] | None = None, va=None) -> np.ndarray:
-        """The (E,) blendshape weights of a target given as an expression with intensity,
-        action units, or a valence-arousal pair (exactly one of them)."""
+        """The (E,) blendshape weights rendered for a target given as an expression with
+        intensity, action units, or a valence-arousal pair (exactly one of them), combined
+        with the fitted expression as ``keep_resting_face`` says."""
         given = [x is not None for x in (expression, aus, va)]
         if sum(given) != 1:
             raise ValueError("give exactly one of expression=, aus= or va=")
         if expression is not None:
-            return affect.expression_blendshapes(expression, intensity)
-        if aus is not None:
-            return affect.aus_to_blendshapes(aus)
-        v, a = va
-        return affect.va_to_blendshapes(v, a)
+            target = affect.expression_blendshapes(expression, intensity)
+        elif aus is not None:
+            target = affect.aus_to_blendshapes(aus)
+        else:
+            try:
+                v, a = va
+            except (TypeError, ValueError):
+                raise ValueError(f"va: expected a (valence, arousal) pair, got {va!r}") from None
+            target = affect.va_to_blendshapes(v, a)
+        return np.maximum(target, self.fit.expression) if self.keep_resting_face else target
 
     def render(self, expression: str | None = None, intensity: float = 1.0, aus: Mapping[str, float] | None = None,
                va=None, blendshapes: np.ndarray | None = None) -> np.ndarray:
@@ -221,7 +234,9 @@ class Synthesizer:
         return self.render_full(expression, intensity, aus, va, blendshapes).image
 
     def render_full(self, expression=None, intensity=1.0, aus=None, va=None, blendshapes=None) -> RenderedTarget:
-        """Like :meth:`render`, also returning the composite and masks (for inspection)."""
+        """Like :meth:`render`, also returning the composite and masks (for inspection).
+
+        ``blendshapes`` (E,) in [0, 1] renders exactly those weights (no resting-face rule)."""
         if blendshapes is None:
             blendshapes = self.blendshapes(expression, intensity, aus, va)
         else:
