@@ -19,7 +19,8 @@
 // Prolongation is cell-centred bilinear (weights 3/4, 1/4 per axis) applied to fine
 // unknowns only; restriction is its transpose (weights 1,3,3,1 / 4 per axis, i.e. full
 // weighting times 4, which is the spacing factor). The smoother is red-black Gauss-Seidel
-// on unknowns, red then black before the coarse correction and black then red after; the
+// on unknowns, two (red, black) sweeps before the coarse correction and two (black, red)
+// after; the
 // coarsest grid (at most 4x4) gets a palindromic sequence of half-sweeps. Transfer
 // operators transposed to each other, symmetric smoothing and an SPD coarse operator make
 // the V-cycle a symmetric positive definite preconditioner, as CG requires.
@@ -88,6 +89,7 @@ class MaskedPoissonPcg {
 public:
     static constexpr int kCoarsest = 4;        // coarsen until both extents are at most this
     static constexpr int kCoarsestSweeps = 12;  // red-black sweeps on the coarsest grid
+    static constexpr int kSweeps = 2;  // pre (red, black) and post (black, red) sweeps per level
 
     // Set fine().w (1 = unknown; never on the storage frame) and fine().b (the right-hand
     // side), then call prepare() and solve().
@@ -178,6 +180,7 @@ public:
 
 private:
     RowPool& pool_;
+    int sweeps_ = kSweeps;
     std::vector<MgGrid> levels_;
     PxVec x_;
     PxVec rowsum_;
@@ -351,12 +354,18 @@ private:
         MgGrid& c = levels_[l + 1];
         smooth_half(g, u, b, 0, true);
         smooth_half(g, u, b, 1, false);
+        for (int k = 1; k < sweeps_; ++k) {
+            smooth_half(g, u, b, 0, false);
+            smooth_half(g, u, b, 1, false);
+        }
         residual(g, u, b);
         restrict_residual(g, c);
         vcycle(l + 1, c.b.data(), c.u.data());
         prolong_add(c, g, u);
-        smooth_half(g, u, b, 1, false);
-        smooth_half(g, u, b, 0, false);
+        for (int k = 0; k < sweeps_; ++k) {
+            smooth_half(g, u, b, 1, false);
+            smooth_half(g, u, b, 0, false);
+        }
     }
 };
 
