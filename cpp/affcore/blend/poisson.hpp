@@ -120,7 +120,11 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     });
 
     // E = S - T on the box, four lanes per pixel (fourth lane zero).
-    PxVec E(static_cast<std::size_t>(bw) * bh, Px::Zero());
+    PxVec E = take_px(static_cast<std::size_t>(bw) * bh);
+    struct Giver {
+        PxVec* v;
+        ~Giver() { give_px(*v); }
+    } e_giver{&E};
     pool.rows(0, bh, boxwork, [&](int b, int e) {
         for (int y = b; y < e; ++y) {
             const std::uint8_t* s = source + iidx(x0, y0 + y) * 3;
@@ -136,7 +140,7 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     // Fine grid: storage coordinates coincide with box coordinates.
     MaskedPoissonPcg solver(bw - 2, bh - 2, pool);
     MgGrid& G = solver.fine();
-    G.b.assign(G.size(), Px::Zero());
+    G.b = take_px(G.size());
     pool.rows(1, bh - 1, boxwork, [&](int b, int e) {
         for (int y = b; y < e; ++y) {
             const std::uint8_t* mr = mask + iidx(x0, y0 + y);
