@@ -69,17 +69,59 @@ def mad_inside(a, b, mask):
 
 # ---------------------------------------------------------------- agreement with OpenCV
 
+def harmonic_extension(values, mask, tol=1e-4, maxit=5000):
+    """h = values outside the mask and discrete-harmonic (5-point) on the mask; plain CG.
+
+    Independent of the code under test. Used to remove from OpenCV's result the one part of
+    it we differ from by design: OpenCV's correction is not zero on the mask's edge (it
+    spreads over the unmasked pixels of the box), ours is (no seam); the difference inside
+    the mask is the harmonic extension of OpenCV's correction outside it.
+    """
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min() - 1, ys.max() + 2, xs.min() - 1, xs.max() + 2
+    m = mask[y0:y1, x0:x1][..., None]
+    b = np.where(m, 0.0, values[y0:y1, x0:x1].astype(np.float64))
+
+    def nbsum(u):
+        out = np.zeros_like(u)
+        out[1:] += u[:-1]; out[:-1] += u[1:]; out[:, 1:] += u[:, :-1]; out[:, :-1] += u[:, 1:]
+        return out
+
+    rhs = nbsum(b) * m
+    x = np.zeros_like(b); r = rhs.copy(); p = r.copy()
+    rr = (r * r).sum((0, 1)); r0 = np.sqrt(rr) + 1e-30
+    for _ in range(maxit):
+        q = (4 * p - nbsum(p)) * m
+        a = rr / (p * q).sum((0, 1))
+        x += a * p; r -= a * q
+        rn = (r * r).sum((0, 1))
+        if (np.sqrt(rn) <= tol * r0).all():
+            break
+        p = r + (rn / rr) * p; rr = rn
+    h = np.zeros(values.shape, np.float64)
+    h[y0:y1, x0:x1] = np.where(m, x, 0.0)
+    return h
+
+
 @pytest.mark.parametrize("kind", ["ellipse", "irregular"])
 def test_matches_opencv_on_london_photos(kind):
     src, tgt = load_pair("005")
+    # Half size: keeps the numpy reference solve (harmonic_extension) to a few seconds.
+    src = cv2.resize(src, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    tgt = cv2.resize(tgt, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     h, w = tgt.shape[:2]
-    mask = ellipse_mask(h, w, w // 2, h // 2 - 40, int(0.15 * w), int(0.2 * h)) if kind == "ellipse" \
+    mask = ellipse_mask(h, w, w // 2, h // 2 - 20, int(0.15 * w), int(0.2 * h)) if kind == "ellipse" \
         else irregular_mask(h, w)
     ref = cv2_clone(src, tgt, mask)
     out = poisson_blend(src, tgt, mask)
     # The comparison is meaningful: naive pasting is far from OpenCV's result.
     assert mad_inside(src, ref, mask) > 3.0
-    assert mad_inside(out, ref, mask) <= 1.0
+    # Same equation and guidance field as OpenCV inside the mask; only the boundary values
+    # differ (OpenCV's correction on the mask edge vs our zero). With that removed:
+    adjusted = ref - harmonic_extension(ref.astype(np.float64) - tgt, mask)
+    assert float(np.abs(out - adjusted)[mask].mean()) <= 1.0
+    # The raw difference is that boundary effect: a few grey levels, not more.
+    assert mad_inside(out, ref, mask) <= 6.0
 
 
 def test_matches_opencv_synthetic():
@@ -104,10 +146,6 @@ def test_outside_mask_is_target_exactly():
     assert (cv2_clone(src, tgt, mask)[~mask] != tgt[~mask]).any()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect: like OpenCV we solve on the bounding box, so the correction is nonzero on the "
-    "mask's edge; OpenCV spreads it over the unmasked pixels, we copy the target there, which leaves "
-    "a step of that size at the edge (gradient ~40% above the target's on the London pair)"))
 def test_seam_gradient_matches_target():
     src, tgt = load_pair("005")
     h, w = tgt.shape[:2]

@@ -70,12 +70,13 @@ void bind_blend(pybind11::module_& m) {
             }
             py::dict info;
             info["box"] = py::make_tuple(st.box_x0, st.box_y0, st.box_w, st.box_h);
-            info["cycles"] = st.cycles;
-            info["last_change"] = st.last_change;
+            info["unknowns"] = st.unknowns;
+            info["iterations"] = st.iterations;
+            info["residual"] = st.residual;
             return py::make_tuple(out, info);
         },
         py::arg("source"), py::arg("target"), py::arg("mask"), py::kw_only(), py::arg("threads") = 0,
-        py::arg("tolerance") = 0.05f,
+        py::arg("tolerance") = affcore::blend::kDefaultTolerance,
         "Poisson blend (see affcore.blend.poisson_blend). Returns (image, info).");
 }
 

@@ -1,24 +1,40 @@
-// Geometric multigrid for the 5-point Poisson equation on a rectangle with zero Dirichlet
-// boundary values, four independent right-hand sides solved at once (one per SIMD lane:
-// the three colour channels and one unused lane).
+// Multigrid-preconditioned conjugate gradients for the 5-point Poisson equation on an
+// irregular set of unknown pixels, zero Dirichlet values everywhere else:
 //
-//   4 u(i,j) - u(i-1,j) - u(i+1,j) - u(i,j-1) - u(i,j+1) = f(i,j),   1 <= i <= nx, 1 <= j <= ny
-//   u = 0 on i = 0, i = nx+1, j = 0, j = ny+1.
+//   4 u(p) - sum_{q ~ p} u(q) = f(p)   for unknown p,      u(q) = 0 for every other q.
 //
-// Grids are stored padded: (nx+2) x (ny+2) pixels, row-major, the frame holding the zero
-// boundary. Coarse point (I, J) sits on fine point (2I, 2J), with (nx-1)/2 coarse interior
-// points (exact for odd nx; for even nx the coarse domain stops one fine point short of the
-// boundary, which the smoother makes up for); the coarse operator is the same
-// stencil for spacing 2 (right-hand side scaled by 4). Smoothing is red-black Gauss-Seidel,
-// restriction full weighting, prolongation bilinear. All passes are row-parallel and each
-// row's result depends only on data of the previous half-sweep, so the result is the same
-// for any thread count.
+// Three right-hand sides (colour channels) are solved at once, one per SIMD lane of an
+// Eigen::Array4f (the fourth lane stays zero); each channel runs its own CG (per-lane
+// step lengths), sharing the passes over memory.
+//
+// Grids are stored padded: unknowns lie in [1, nx] x [1, ny]; storage is sw x sh with
+// sw = 2 * ceil(nx / 2) + 2 (likewise sh), so every 2x2 block of interior pixels has a
+// coarse parent and the frame (and the extra column/row for odd nx, ny) is never an
+// unknown. Buffers are zero outside the unknowns and only ever written inside each row's
+// range of unknowns [lo, hi], so neighbours outside the domain always read as zero.
+//
+// Hierarchy (cell-centred): coarse cell (I, J) has fine children (2I-1..2I, 2J-1..2J) and
+// is an unknown if any child is. The coarse operator is the same 5-point stencil (spacing
+// 2, right-hand side times 4) with zero Dirichlet values at non-unknown coarse cells.
+// Prolongation is cell-centred bilinear (weights 3/4, 1/4 per axis) applied to fine
+// unknowns only; restriction is its transpose (weights 1,3,3,1 / 4 per axis, i.e. full
+// weighting times 4, which is the spacing factor). The smoother is red-black Gauss-Seidel
+// on unknowns, two (red, black) sweeps before the coarse correction and two (black, red)
+// after; the
+// coarsest grid (at most 4x4) gets a palindromic sequence of half-sweeps. Transfer
+// operators transposed to each other, symmetric smoothing and an SPD coarse operator make
+// the V-cycle a symmetric positive definite preconditioner, as CG requires.
+//
+// Every pass is row-parallel; a row's output depends only on data not written in the same
+// pass, and dot products are per-row partial sums added in row order, so results are
+// bit-identical for any thread count.
 #pragma once
 #include <Eigen/Core>
 #include <Eigen/StdVector>
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <vector>
 
 #include "affcore/blend/parallel.hpp"
@@ -28,187 +44,374 @@ namespace affcore::blend {
 using Px = Eigen::Array4f;
 using PxVec = std::vector<Px, Eigen::aligned_allocator<Px>>;
 
-struct MgLevel {
-    int nx = 0, ny = 0;  // interior size
-    int stride = 0;      // nx + 2
-    PxVec u, f, r;
-    // Optional per-pixel weight (finest level only): 0 pins u to zero there (an interior
-    // Dirichlet pixel), 1 leaves the pixel free. Empty means all free.
-    std::vector<float> free;
-    MgLevel(int nx_, int ny_) : nx(nx_), ny(ny_), stride(nx_ + 2) {
-        const std::size_t n = static_cast<std::size_t>(nx + 2) * static_cast<std::size_t>(ny + 2);
-        u.assign(n, Px::Zero());
-        f.assign(n, Px::Zero());
-        r.assign(n, Px::Zero());
+// Per-thread cache of pixel buffers: a blend needs about ten box-sized buffers, and fresh
+// multi-megabyte allocations cost a page fault per 4 KiB (a third of the run time at 1024^2).
+// Buffers are handed back when a solve ends and reused by the next one on the same thread;
+// at most kCacheCount buffers of at most kCacheBytes each are kept.
+inline constexpr std::size_t kCacheCount = 12;
+inline constexpr std::size_t kCacheBytes = std::size_t(32) << 20;
+inline std::vector<PxVec>& px_cache() {
+    thread_local std::vector<PxVec> cache;
+    return cache;
+}
+// A zeroed buffer of n pixels, from the cache when one is there (the largest).
+inline PxVec take_px(std::size_t n) {
+    auto& c = px_cache();
+    PxVec v;
+    if (!c.empty()) {
+        auto best = std::max_element(c.begin(), c.end(),
+                                     [](const PxVec& a, const PxVec& b) { return a.capacity() < b.capacity(); });
+        v = std::move(*best);
+        c.erase(best);
     }
+    v.assign(n, Px::Zero());
+    return v;
+}
+inline void give_px(PxVec& v) {
+    auto& c = px_cache();
+    if (v.capacity() > 0 && c.size() < kCacheCount && v.capacity() * sizeof(Px) <= kCacheBytes)
+        c.push_back(std::move(v));
+    v = PxVec();
+}
+
+struct MgGrid {
+    int nx = 0, ny = 0;  // interior extent
+    int sw = 0, sh = 0;  // storage extent
+    long unknowns = 0;
+    std::vector<float> w;        // 1 at unknowns, 0 elsewhere
+    std::vector<int> lo, hi;     // per storage row: unknowns lie in [lo, hi]; lo > hi if none
+    PxVec u, b, r;               // solution, right-hand side, residual (coarse levels)
+
+    MgGrid(int nx_, int ny_) : nx(nx_), ny(ny_), sw(2 * ((nx_ + 1) / 2) + 2), sh(2 * ((ny_ + 1) / 2) + 2) {
+        w.assign(size(), 0.0f);
+        lo.assign(static_cast<std::size_t>(sh), 1);
+        hi.assign(static_cast<std::size_t>(sh), 0);
+    }
+    std::size_t size() const { return static_cast<std::size_t>(sw) * static_cast<std::size_t>(sh); }
     std::size_t at(int i, int j) const {
-        return static_cast<std::size_t>(j) * static_cast<std::size_t>(stride) + static_cast<std::size_t>(i);
+        return static_cast<std::size_t>(j) * static_cast<std::size_t>(sw) + static_cast<std::size_t>(i);
     }
     long work() const { return static_cast<long>(nx) * ny; }
+    // Row ranges and the unknown count from w.
+    void index() {
+        unknowns = 0;
+        for (int j = 0; j < sh; ++j) {
+            int l = 1, h = 0;
+            const float* wr = w.data() + at(0, j);
+            for (int i = 0; i < sw; ++i)
+                if (wr[i] != 0.0f) {
+                    if (h < l) l = i;
+                    h = i;
+                    ++unknowns;
+                }
+            lo[static_cast<std::size_t>(j)] = l;
+            hi[static_cast<std::size_t>(j)] = h;
+        }
+    }
 };
 
-struct MgOptions {
-    int pre_smooth = 2;
-    int post_smooth = 2;
-    int coarsest_sweeps = 40;
-    int max_cycles = 40;
-    float tolerance = 0.05f;  // stop once a V-cycle changes no value by more than this
-    int threads = 1;
+struct PcgResult {
+    int iterations = 0;
+    float residual = 0.0f;  // final max over channels of |r| / |f|
 };
 
-class PoissonMultigrid {
+class MaskedPoissonPcg {
 public:
-    // Builds the level hierarchy for an nx x ny interior. Fill rhs() then call solve().
-    PoissonMultigrid(int nx, int ny, const MgOptions& opt) : opt_(opt) {
+    static constexpr int kCoarsest = 4;        // coarsen until both extents are at most this
+    static constexpr int kCoarsestSweeps = 12;  // red-black sweeps on the coarsest grid
+    static constexpr int kSweeps = 2;  // pre (red, black) and post (black, red) sweeps per level
+
+    // Set fine().w (1 = unknown; never on the storage frame) and fine().b (the right-hand
+    // side), then call prepare() and solve().
+    MaskedPoissonPcg(int nx, int ny, RowPool& pool) : pool_(pool) {
+        levels_.reserve(40);  // fine() stays valid: extents <= 2^20 give at most 21 levels
         levels_.emplace_back(nx, ny);
-        while (levels_.back().nx >= 3 && levels_.back().ny >= 3)
-            levels_.emplace_back((levels_.back().nx - 1) / 2, (levels_.back().ny - 1) / 2);
     }
 
-    MgLevel& finest() { return levels_.front(); }
-    int cycles_run() const { return cycles_; }
-    float last_change() const { return last_change_; }
+    ~MaskedPoissonPcg() {
+        give_px(x_);
+        for (auto& g : levels_) {
+            give_px(g.u);
+            give_px(g.b);
+            give_px(g.r);
+        }
+    }
+    MaskedPoissonPcg(const MaskedPoissonPcg&) = delete;
+    MaskedPoissonPcg& operator=(const MaskedPoissonPcg&) = delete;
 
-    // Full multigrid: the right-hand side is restricted to every level, the coarsest level
-    // is solved, and each finer level starts from the interpolated coarser solution and
-    // gets one V-cycle. Then V-cycles on the finest level until one changes no value by
-    // more than the tolerance.
-    void solve() {
-        MgLevel& L = levels_.front();
-        for (std::size_t l = 0; l + 1 < levels_.size(); ++l)
-            restrict_to(levels_[l].f, levels_[l], levels_[l + 1]);
-        MgLevel& C = levels_.back();
-        std::fill(C.u.begin(), C.u.end(), Px::Zero());
-        smooth(C, opt_.coarsest_sweeps);
-        for (std::size_t l = levels_.size() - 1; l-- > 0;) {
-            std::fill(levels_[l].u.begin(), levels_[l].u.end(), Px::Zero());
-            prolong_add(levels_[l + 1], levels_[l]);
-            if (!levels_[l].free.empty())
-                for (std::size_t k = 0; k < levels_[l].u.size(); ++k) levels_[l].u[k] *= levels_[l].free[k];
-            if (l > 0) vcycle(l);
+    MgGrid& fine() { return levels_.front(); }
+    const PxVec& solution() const { return x_; }
+
+    void prepare() {
+        levels_.front().index();
+        while (levels_.back().nx > kCoarsest || levels_.back().ny > kCoarsest) {
+            const MgGrid& F = levels_.back();
+            MgGrid C((F.nx + 1) / 2, (F.ny + 1) / 2);
+            for (int J = 1; J <= C.ny; ++J) {
+                const int j = 2 * J - 1;
+                if (F.lo[j] > F.hi[j] && F.lo[j + 1] > F.hi[j + 1]) continue;
+                const float* w0 = F.w.data() + F.at(0, j);
+                const float* w1 = F.w.data() + F.at(0, j + 1);
+                float* wc = C.w.data() + C.at(0, J);
+                for (int I = 1; I <= C.nx; ++I) {
+                    const int i = 2 * I - 1;
+                    wc[I] = std::max(std::max(w0[i], w0[i + 1]), std::max(w1[i], w1[i + 1]));
+                }
+            }
+            C.index();
+            levels_.push_back(std::move(C));
         }
-        PxVec prev;
-        cycles_ = 0;
-        for (int c = 0; c < opt_.max_cycles; ++c) {
-            prev = L.u;
-            vcycle(0);
-            ++cycles_;
-            last_change_ = max_abs_diff(L, prev);
-            if (last_change_ <= opt_.tolerance) break;
+        for (std::size_t l = 0; l < levels_.size(); ++l) {
+            MgGrid& g = levels_[l];
+            if (l == 0) {
+                g.r = take_px(g.size());
+                if (g.b.size() != g.size()) g.b = take_px(g.size());
+            } else {
+                g.u = take_px(g.size());
+                g.b = take_px(g.size());
+                g.r = take_px(g.size());
+            }
         }
+        rowsum_.assign(static_cast<std::size_t>(levels_.front().sh), Px::Zero());
+    }
+
+    // Solves from a zero initial guess until every channel's residual norm is at most
+    // tolerance times its right-hand side's norm (or max_iter iterations).
+    PcgResult solve(float tolerance, int max_iter = 100) {
+        MgGrid& G = levels_.front();
+        const std::size_t n = G.size();
+        give_px(x_);
+        x_ = take_px(n);
+        PxVec& r = G.b;  // the right-hand side becomes the residual (x = 0)
+        PcgResult res;
+        if (G.unknowns == 0) return res;
+        PxVec z = take_px(n), p = take_px(n), q = take_px(n);
+        struct Giver {
+            PxVec *a, *b, *c;
+            ~Giver() { give_px(*a); give_px(*b); give_px(*c); }
+        } giver{&z, &p, &q};
+
+        const Eigen::Array4d ff = dot(G, r, r);
+        Eigen::Array4d rr = ff;
+        auto rel = [&](const Eigen::Array4d& a) {
+            double m = 0.0;
+            for (int c = 0; c < 4; ++c)
+                if (ff(c) > 0.0) m = std::max(m, std::sqrt(a(c) / ff(c)));
+            return m;
+        };
+        double relres = rel(rr);
+        if (relres <= tolerance) {
+            res.residual = static_cast<float>(relres);
+            return res;
+        }
+        vcycle(0, r.data(), z.data());
+        Eigen::Array4d rz = dot(G, r, z);
+        copy(G, z, p);
+        for (int it = 1; it <= max_iter; ++it) {
+            const Eigen::Array4d pq = apply_dot(G, p, q);
+            const Px alpha = ratio(rz, pq);
+            rr = update(G, alpha, p, q, r);
+            res.iterations = it;
+            relres = rel(rr);
+            if (relres <= tolerance) break;
+            vcycle(0, r.data(), z.data());
+            const Eigen::Array4d rz_new = dot(G, r, z);
+            const Px beta = ratio(rz_new, rz);
+            rz = rz_new;
+            xpay(G, z, beta, p);
+        }
+        res.residual = static_cast<float>(relres);
+        return res;
     }
 
 private:
-    MgOptions opt_;
-    std::vector<MgLevel> levels_;
-    int cycles_ = 0;
-    float last_change_ = 0.0f;
+    RowPool& pool_;
+    int sweeps_ = kSweeps;
+    std::vector<MgGrid> levels_;
+    PxVec x_;
+    PxVec rowsum_;
 
-    void smooth(MgLevel& L, int sweeps) {
-        const int s = L.stride;
-        for (int it = 0; it < sweeps; ++it) {
-            for (int color = 0; color < 2; ++color) {
-                parallel_rows(1, L.ny + 1, opt_.threads, L.work(), [&](int j0, int j1) {
-                    for (int j = j0; j < j1; ++j) {
-                        const int i0 = 1 + ((1 + j + color) & 1);
-                        Px* u = L.u.data() + L.at(0, j);
-                        const Px* f = L.f.data() + L.at(0, j);
-                        if (L.free.empty()) {
-                            for (int i = i0; i <= L.nx; i += 2)
-                                u[i] = (u[i - 1] + u[i + 1] + u[i - s] + u[i + s] + f[i]) * 0.25f;
-                        } else {
-                            const float* w = L.free.data() + L.at(0, j);
-                            for (int i = i0; i <= L.nx; i += 2)
-                                u[i] = (u[i - 1] + u[i + 1] + u[i - s] + u[i + s] + f[i]) * (0.25f * w[i]);
-                        }
-                    }
-                });
-            }
-        }
+    static Px ratio(const Eigen::Array4d& a, const Eigen::Array4d& b) {
+        Px out;
+        for (int c = 0; c < 4; ++c) out(c) = b(c) > 0.0 ? static_cast<float>(a(c) / b(c)) : 0.0f;
+        return out;
     }
 
-    void residual(MgLevel& L) {
-        const int s = L.stride;
-        parallel_rows(1, L.ny + 1, opt_.threads, L.work(), [&](int j0, int j1) {
+    template <typename F>
+    void rows(const MgGrid& g, F&& fn) {
+        pool_.rows(1, g.ny + 1, g.work(), [&](int j0, int j1) {
             for (int j = j0; j < j1; ++j) {
-                const Px* u = L.u.data() + L.at(0, j);
-                const Px* f = L.f.data() + L.at(0, j);
-                Px* r = L.r.data() + L.at(0, j);
-                for (int i = 1; i <= L.nx; ++i)
-                    r[i] = f[i] - (4.0f * u[i] - u[i - 1] - u[i + 1] - u[i - s] - u[i + s]);
-                if (!L.free.empty()) {
-                    const float* w = L.free.data() + L.at(0, j);
-                    for (int i = 1; i <= L.nx; ++i) r[i] *= w[i];
-                }
+                const int lo = g.lo[static_cast<std::size_t>(j)], hi = g.hi[static_cast<std::size_t>(j)];
+                if (lo <= hi) fn(j, lo, hi, g.at(0, j));
             }
         });
     }
 
-    // Full weighting of a fine-level field (the residual, or in FMG the right-hand side)
-    // onto the coarse right-hand side (times 4 for the doubled spacing); the coarse
-    // initial guess is zero.
-    void restrict_to(const PxVec& src, const MgLevel& F, MgLevel& C) {
-        const int s = F.stride;
-        parallel_rows(1, C.ny + 1, opt_.threads, F.work(), [&](int J0, int J1) {
-            for (int J = J0; J < J1; ++J) {
-                Px* fc = C.f.data() + C.at(0, J);
-                Px* uc = C.u.data() + C.at(0, J);
-                for (int I = 1; I <= C.nx; ++I) {
-                    const Px* r = src.data() + F.at(2 * I, 2 * J);
-                    const Px sum = 4.0f * r[0] + 2.0f * (r[-1] + r[1] + r[-s] + r[s]) +
-                                   (r[-s - 1] + r[-s + 1] + r[s - 1] + r[s + 1]);
-                    fc[I] = sum * 0.25f;  // (1/16) * 4
-                    uc[I] = Px::Zero();
-                }
+    Eigen::Array4d sum_rows(const MgGrid& g) const {
+        Eigen::Array4d s = Eigen::Array4d::Zero();
+        for (int j = 1; j <= g.ny; ++j) s += rowsum_[static_cast<std::size_t>(j)].cast<double>();
+        return s;
+    }
+
+    Eigen::Array4d dot(const MgGrid& g, const PxVec& a, const PxVec& b) {
+        rows(g, [&](int j, int lo, int hi, std::size_t base) {
+            const Px* ar = a.data() + base;
+            const Px* br = b.data() + base;
+            Px s = Px::Zero();
+            for (int i = lo; i <= hi; ++i) s += ar[i] * br[i];
+            rowsum_[static_cast<std::size_t>(j)] = s;
+        });
+        return sum_rows(g);
+    }
+
+    void copy(const MgGrid& g, const PxVec& a, PxVec& b) {
+        rows(g, [&](int, int lo, int hi, std::size_t base) {
+            std::copy(a.begin() + static_cast<std::ptrdiff_t>(base + lo),
+                      a.begin() + static_cast<std::ptrdiff_t>(base + hi + 1),
+                      b.begin() + static_cast<std::ptrdiff_t>(base + lo));
+        });
+    }
+
+    // q = A p on unknowns; returns <p, q>.
+    Eigen::Array4d apply_dot(const MgGrid& g, const PxVec& p, PxVec& q) {
+        const int s = g.sw;
+        rows(g, [&](int j, int lo, int hi, std::size_t base) {
+            const Px* pr = p.data() + base;
+            const float* wr = g.w.data() + base;
+            Px* qr = q.data() + base;
+            Px acc = Px::Zero();
+            for (int i = lo; i <= hi; ++i) {
+                const Px v = (4.0f * pr[i] - pr[i - 1] - pr[i + 1] - pr[i - s] - pr[i + s]) * wr[i];
+                qr[i] = v;
+                acc += v * pr[i];
+            }
+            rowsum_[static_cast<std::size_t>(j)] = acc;
+        });
+        return sum_rows(g);
+    }
+
+    // x += alpha p, r -= alpha q; returns <r, r>.
+    Eigen::Array4d update(const MgGrid& g, const Px& alpha, const PxVec& p, const PxVec& q, PxVec& r) {
+        rows(g, [&](int j, int lo, int hi, std::size_t base) {
+            const Px* pr = p.data() + base;
+            const Px* qr = q.data() + base;
+            Px* xr = x_.data() + base;
+            Px* rr = r.data() + base;
+            Px acc = Px::Zero();
+            for (int i = lo; i <= hi; ++i) {
+                xr[i] += alpha * pr[i];
+                const Px v = rr[i] - alpha * qr[i];
+                rr[i] = v;
+                acc += v * v;
+            }
+            rowsum_[static_cast<std::size_t>(j)] = acc;
+        });
+        return sum_rows(g);
+    }
+
+    // p = z + beta p.
+    void xpay(const MgGrid& g, const PxVec& z, const Px& beta, PxVec& p) {
+        rows(g, [&](int, int lo, int hi, std::size_t base) {
+            const Px* zr = z.data() + base;
+            Px* pr = p.data() + base;
+            for (int i = lo; i <= hi; ++i) pr[i] = zr[i] + beta * pr[i];
+        });
+    }
+
+    // One red-black half-sweep of colour `color` ((i + j) & 1 == color). With `first`, u
+    // is taken as zero on entry: the colour's points get b / 4, the others 0.
+    void smooth_half(const MgGrid& g, Px* u, const Px* b, int color, bool first) {
+        const int s = g.sw;
+        rows(g, [&](int j, int lo, int hi, std::size_t base) {
+            Px* ur = u + base;
+            const Px* br = b + base;
+            const float* wr = g.w.data() + base;
+            const int start = lo + (((lo + j) & 1) != color ? 1 : 0);
+            if (first) {
+                for (int i = lo; i <= hi; ++i) ur[i] = Px::Zero();
+                for (int i = start; i <= hi; i += 2) ur[i] = br[i] * (0.25f * wr[i]);
+            } else {
+                for (int i = start; i <= hi; i += 2)
+                    ur[i] = (ur[i - 1] + ur[i + 1] + ur[i - s] + ur[i + s] + br[i]) * (0.25f * wr[i]);
             }
         });
     }
 
-    // Bilinear interpolation of the coarse correction, added to the fine u.
-    void prolong_add(const MgLevel& C, MgLevel& F) {
-        parallel_rows(1, F.ny + 1, opt_.threads, F.work(), [&](int j0, int j1) {
-            for (int j = j0; j < j1; ++j) {
-                const int J = j >> 1;
-                const bool jodd = (j & 1) != 0;
-                const Px* c0 = C.u.data() + C.at(0, J);
-                const Px* c1 = C.u.data() + C.at(0, jodd ? J + 1 : J);
-                Px* u = F.u.data() + F.at(0, j);
-                for (int i = 1; i <= F.nx; ++i) {
-                    const int I = i >> 1;
-                    Px v;
-                    if (i & 1) v = 0.5f * ((c0[I] + c1[I]) * 0.5f + (c0[I + 1] + c1[I + 1]) * 0.5f);
-                    else v = (c0[I] + c1[I]) * 0.5f;
-                    u[i] += v;
-                }
+    // g.r = b - A u on unknowns.
+    void residual(MgGrid& g, const Px* u, const Px* b) {
+        const int s = g.sw;
+        rows(g, [&](int, int lo, int hi, std::size_t base) {
+            const Px* ur = u + base;
+            const Px* br = b + base;
+            const float* wr = g.w.data() + base;
+            Px* rr = g.r.data() + base;
+            for (int i = lo; i <= hi; ++i)
+                rr[i] = (br[i] - (4.0f * ur[i] - ur[i - 1] - ur[i + 1] - ur[i - s] - ur[i + s])) * wr[i];
+        });
+    }
+
+    // C.b = P^T F.r (weights 1,3,3,1 / 4 per axis) on coarse unknowns.
+    void restrict_residual(const MgGrid& F, MgGrid& C) {
+        const int s = F.sw;
+        rows(C, [&](int J, int lo, int hi, std::size_t base) {
+            Px* bc = C.b.data() + base;
+            const float* wc = C.w.data() + base;
+            for (int I = lo; I <= hi; ++I) {
+                const Px* r = F.r.data() + F.at(2 * I - 2, 2 * J - 2);
+                auto row = [](const Px* q) { return (q[0] + q[3]) + 3.0f * (q[1] + q[2]); };
+                const Px v = (row(r) + row(r + 3 * s)) + 3.0f * (row(r + s) + row(r + 2 * s));
+                bc[I] = v * (0.0625f * wc[I]);
             }
         });
     }
 
-    void vcycle(std::size_t l) {
-        MgLevel& L = levels_[l];
+    // F.u += P C.u on fine unknowns (bilinear, cell-centred).
+    void prolong_add(const MgGrid& C, const MgGrid& F, Px* u) {
+        const int cs = C.sw;
+        rows(F, [&](int j, int lo, int hi, std::size_t base) {
+            const int J = (j + 1) >> 1;
+            const int J2 = (j & 1) ? J - 1 : J + 1;
+            const Px* c0 = C.u.data() + C.at(0, J);
+            const Px* c1 = C.u.data() + C.at(0, J2);
+            (void)cs;
+            Px* ur = u + base;
+            const float* wr = F.w.data() + base;
+            for (int i = lo; i <= hi; ++i) {
+                const int I = (i + 1) >> 1;
+                const int I2 = (i & 1) ? I - 1 : I + 1;
+                const Px a = 0.75f * c0[I] + 0.25f * c1[I];
+                const Px b = 0.75f * c0[I2] + 0.25f * c1[I2];
+                ur[i] += (0.75f * a + 0.25f * b) * wr[i];
+            }
+        });
+    }
+
+    // u = V-cycle applied to b on level l (u's initial value is ignored).
+    void vcycle(std::size_t l, const Px* b, Px* u) {
+        MgGrid& g = levels_[l];
         if (l + 1 == levels_.size()) {
-            smooth(L, opt_.coarsest_sweeps);
+            smooth_half(g, u, b, 0, true);
+            for (int k = 0; k < kCoarsestSweeps; ++k) {
+                smooth_half(g, u, b, 1, false);
+                smooth_half(g, u, b, 0, false);
+            }
             return;
         }
-        smooth(L, opt_.pre_smooth);
-        residual(L);
-        restrict_to(L.r, L, levels_[l + 1]);
-        vcycle(l + 1);
-        prolong_add(levels_[l + 1], L);
-        if (!L.free.empty())
-            for (std::size_t k = 0; k < L.u.size(); ++k) L.u[k] *= L.free[k];
-        smooth(L, opt_.post_smooth);
-    }
-
-    float max_abs_diff(const MgLevel& L, const PxVec& prev) {
-        return parallel_rows_max(1, L.ny + 1, opt_.threads, L.work(), [&](int j0, int j1) {
-            Px m = Px::Zero();
-            for (int j = j0; j < j1; ++j) {
-                const std::size_t k = L.at(0, j);
-                for (int i = 1; i <= L.nx; ++i) m = m.max((L.u[k + i] - prev[k + i]).abs());
-            }
-            return m.maxCoeff();
-        });
+        MgGrid& c = levels_[l + 1];
+        smooth_half(g, u, b, 0, true);
+        smooth_half(g, u, b, 1, false);
+        for (int k = 1; k < sweeps_; ++k) {
+            smooth_half(g, u, b, 0, false);
+            smooth_half(g, u, b, 1, false);
+        }
+        residual(g, u, b);
+        restrict_residual(g, c);
+        vcycle(l + 1, c.b.data(), c.u.data());
+        prolong_add(c, g, u);
+        for (int k = 0; k < sweeps_; ++k) {
+            smooth_half(g, u, b, 1, false);
+            smooth_half(g, u, b, 0, false);
+        }
     }
 };
 
