@@ -1,0 +1,163 @@
+"""Valence-arousal targets in bulk: lists and grids of VA points, paths through the VA plane
+rendered as image sequences or video, and pictures of the plane filled with faces.
+
+Everything here reuses one :class:`~affcore.synthesis.Synthesizer` (one fit) for all its
+targets. The VA -> expression mapping itself is :func:`affcore.affect.va_to_blendshapes`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import affect
+from .images import as_rgb8, write_image
+from .synthesis import Synthesizer
+
+
+def render_va(synth: Synthesizer, points, progress: bool = False) -> list[np.ndarray]:
+    """Render a list of (valence, arousal) points, reusing the synthesizer's fit.
+
+    Parameters
+    ----------
+    synth : a :class:`~affcore.synthesis.Synthesizer` of the photo.
+    points : (N, 2) valence-arousal pairs in [-1, 1] (outside the unit disc: clamped with
+        a warning, see :func:`affcore.affect.va_weights`).
+    progress : show a progress bar.
+
+    Returns a list of N (H, W, 3) uint8 images.
+    """
+    from tqdm import tqdm
+
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points: expected shape (N, 2), got {pts.shape}")
+    return [synth.render(va=(v, a)) for v, a in tqdm(pts, unit="frame", disable=not progress)]
+
+
+def va_grid(n: int) -> np.ndarray:
+    """The (n*n, 2) points of an n x n grid over [-1, 1]^2, row by row from high arousal
+    (top) to low, valence left to right. ``n`` >= 2."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"grid size must be an integer >= 2, got {n!r}")
+    axis = np.linspace(-1.0, 1.0, n)
+    a, v = np.meshgrid(axis[::-1], axis, indexing="ij")
+    return np.stack([v.ravel(), a.ravel()], axis=1)
+
+
+def face_crop_box(landmarks: np.ndarray, shape, margin: float = 1.7):
+    """Square (x0, y0, x1, y1) around the landmarks, ``margin`` times their extent, inside
+    an image of ``shape``."""
+    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+    c = (lo + hi) / 2
+    half = max(hi - lo) * margin / 2
+    h, w = shape[:2]
+    x0, y0 = int(max(0, c[0] - half)), int(max(0, c[1] - half))
+    return x0, y0, int(min(w, c[0] + half)), int(min(h, c[1] + half))
+
+
+def va_plane_picture(synth: Synthesizer, n: int = 5, tile: int = 160, progress: bool = False) -> np.ndarray:
+    """A picture of the valence-arousal plane filled with the person's faces: an n x n grid
+    over [-1, 1]^2 (cells whose centre lies outside the unit disc stay empty), valence
+    growing to the right, arousal upwards, with the basic expressions' anchors named.
+
+    Returns an (H, W, 3) uint8 image.
+    """
+    import cv2
+
+    pts = va_grid(n)
+    inside = np.hypot(pts[:, 0], pts[:, 1]) <= 1.0 + 1e-9
+    x0, y0, x1, y1 = face_crop_box(synth.fit.landmarks, synth.image.shape)
+    faces = render_va(synth, pts[inside], progress=progress)
+    pad, label = tile // 2, max(14, tile // 8)
+    size = n * tile
+    canvas = np.full((size + 2 * pad, size + 2 * pad, 3), 255, np.uint8)
+    it = iter(faces)
+    for k, (v, a) in enumerate(pts):
+        r, c = divmod(k, n)
+        if not inside[k]:
+            continue
+        face = cv2.resize(next(it)[y0:y1, x0:x1], (tile, tile), interpolation=cv2.INTER_AREA)
+        canvas[pad + r * tile:pad + (r + 1) * tile, pad + c * tile:pad + (c + 1) * tile] = face
+    ink = (40, 40, 40)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, label / 30
+    centre = pad + size // 2
+    cv2.arrowedLine(canvas, (pad // 4, centre), (size + 2 * pad - pad // 4, centre), ink, 1, cv2.LINE_AA, tipLength=0.01)
+    cv2.arrowedLine(canvas, (centre, size + 2 * pad - pad // 4), (centre, pad // 4), ink, 1, cv2.LINE_AA, tipLength=0.01)
+    cv2.putText(canvas, "valence", (size + 2 * pad - 5 * label, centre - 6), font, scale, ink, 1, cv2.LINE_AA)
+    cv2.putText(canvas, "arousal", (centre + 6, pad // 2 + label // 2), font, scale, ink, 1, cv2.LINE_AA)
+    for name, (v, a) in affect.EXPRESSION_VA.items():
+        if name == "neutral":
+            continue
+        # the anchor's place on the plane, in canvas pixels (grid cell centres span [-1, 1])
+        px = pad + tile / 2 + (v + 1) / 2 * (size - tile)
+        py = pad + tile / 2 + (1 - a) / 2 * (size - tile)
+        cv2.circle(canvas, (int(px), int(py)), 4, (220, 30, 30), -1, cv2.LINE_AA)
+        cv2.putText(canvas, name, (int(px) + 6, int(py) - 6), font, scale, (220, 30, 30), 1, cv2.LINE_AA)
+    return canvas
+
+
+def path_plot(path_points, frame_points, size: int = 360) -> np.ndarray:
+    """A small plot of a VA path: the unit disc, the basic expressions' anchors, the path's
+    corner points joined by lines, and a dot per frame. (H, W, 3) uint8."""
+    import cv2
+
+    img = np.full((size, size, 3), 255, np.uint8)
+    r = size * 0.42
+    c = size / 2
+
+    def px(v, a):
+        return int(round(c + v * r)), int(round(c - a * r))
+
+    grey, ink = (190, 190, 190), (40, 40, 40)
+    cv2.circle(img, (int(c), int(c)), int(r), grey, 1, cv2.LINE_AA)
+    cv2.line(img, px(-1.1, 0), px(1.1, 0), grey, 1, cv2.LINE_AA)
+    cv2.line(img, px(0, -1.1), px(0, 1.1), grey, 1, cv2.LINE_AA)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, size / 900
+    cv2.putText(img, "valence", (size - int(size * 0.2), int(c) - 4), font, scale, ink, 1, cv2.LINE_AA)
+    cv2.putText(img, "arousal", (int(c) + 4, int(size * 0.05)), font, scale, ink, 1, cv2.LINE_AA)
+    for name, (v, a) in affect.EXPRESSION_VA.items():
+        if name != "neutral":
+            cv2.putText(img, name, px(v, a), font, scale, (150, 150, 150), 1, cv2.LINE_AA)
+    pts = np.asarray(path_points, dtype=np.float64)
+    for p, q in zip(pts[:-1], pts[1:]):
+        cv2.line(img, px(*p), px(*q), (60, 120, 220), 2, cv2.LINE_AA)
+    for k, (v, a) in enumerate(np.asarray(frame_points)):
+        colour = (220, 40, 40) if k == 0 else (40, 40, 40)
+        cv2.circle(img, px(v, a), max(2, size // 150), colour, -1, cv2.LINE_AA)
+    return img
+
+
+def write_sequence(frames, out: str | os.PathLike, fps: float = 30.0) -> Path:
+    """Write frames as an MP4 video (``out`` ending in ``.mp4``) or as numbered PNGs in the
+    folder ``out`` (``frame_0000.png`` ...). The video is written to a temporary file and
+    renamed, so an interrupted run leaves no half-written video."""
+    import cv2
+
+    out = Path(out)
+    frames = [as_rgb8(f) for f in frames]
+    if not frames:
+        raise ValueError("no frames to write")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    if out.suffix.lower() == ".mp4":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.stem}.partial.mp4")
+        h, w = frames[0].shape[:2]
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        if not writer.isOpened():
+            raise OSError(f"cannot open a video writer for {out} (OpenCV built without an MP4 encoder?)")
+        try:
+            for f in frames:
+                writer.write(np.ascontiguousarray(f[:, :, ::-1]))
+        finally:
+            writer.release()
+        os.replace(tmp, out)
+        return out
+    if out.suffix:
+        raise ValueError(f"{out}: expected a folder or a .mp4 file")
+    out.mkdir(parents=True, exist_ok=True)
+    for k, f in enumerate(frames):
+        write_image(out / f"frame_{k:04d}.png", f)
+    return out

@@ -1,0 +1,99 @@
+"""Valence-arousal control: continuity along paths, monotone responses, sequence output."""
+import warnings
+
+import numpy as np
+import pytest
+
+from affcore import affect
+from affcore.images import read_image
+from affcore.landmarks import detect_landmarks, inter_ocular_distance
+from affcore.sequence import face_crop_box, path_plot, render_va, va_grid, write_sequence
+from affcore.synthesis import Synthesizer
+
+
+@pytest.fixture(scope="module")
+def synth(data, model):
+    return Synthesizer(read_image(data / "faces" / "london" / "011_neutral.jpg"), model=model)
+
+
+def test_frames_change_in_proportion_to_the_va_step(synth):
+    corners = affect.parse_va_path("0,0;0.8,0.4;-0.6,0.6;0,0")
+    points = affect.va_path(corners, 40)
+    x0, y0, x1, y1 = face_crop_box(synth.fit.landmarks, synth.image.shape)
+    frames = [f[y0:y1, x0:x1].astype(np.int16) for f in render_va(synth, points)]
+    step = np.hypot(*np.diff(points, axis=0).T)
+    np.testing.assert_allclose(step, step[0], rtol=1e-6)  # constant speed along the path
+    change = np.array([np.abs(b - a).mean() for a, b in zip(frames[:-1], frames[1:])])
+    ratio = change / step
+    # no jump, no flicker: every frame-to-frame change is within a constant of the VA step,
+    # and no step changes the face more than 3x the typical one
+    assert ratio.max() < 40.0, ratio.max()
+    assert ratio.max() < 3.0 * np.median(ratio), ratio
+    assert np.array_equal(frames[0], frames[-1])  # the path returns to (0, 0)
+
+
+def _mouth_corner_height(lm):
+    return -(lm[48, 1] + lm[54, 1]) / 2 / inter_ocular_distance(lm)
+
+
+def _eye_opening(lm):
+    lids = (lm[[37, 38, 43, 44], 1] - lm[[41, 40, 47, 46], 1])
+    return -lids.mean() / inter_ocular_distance(lm)
+
+
+def _mouth_opening(lm):
+    return (lm[66, 1] - lm[62, 1]) / inter_ocular_distance(lm)
+
+
+def test_more_valence_more_smile(synth):
+    lms = [detect_landmarks(img) for img in render_va(synth, [(v, 0.2) for v in (0.0, 0.3, 0.6, 0.9)])]
+    heights = [_mouth_corner_height(lm) for lm in lms]
+    assert all(b > a for a, b in zip(heights, heights[1:])), heights
+
+
+def test_more_arousal_wider_eyes_and_mouth(synth):
+    lms = [detect_landmarks(img) for img in render_va(synth, [(0.0, a) for a in (0.0, 0.3, 0.6, 0.9)])]
+    eyes = [_eye_opening(lm) for lm in lms]
+    mouth = [_mouth_opening(lm) for lm in lms]
+    assert eyes[-1] > eyes[0] and all(b >= a - 0.005 for a, b in zip(eyes, eyes[1:])), eyes
+    assert all(b > a for a, b in zip(mouth, mouth[1:])), mouth
+
+
+def test_outside_the_unit_disc_is_clamped_with_a_warning(synth):
+    with pytest.warns(UserWarning, match="outside the unit disc"):
+        far = synth.render(va=(2.0, 0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        edge = synth.render(va=(1.0, 0.0))
+    assert np.array_equal(far, edge)
+
+
+@pytest.mark.parametrize("text", ["", "0,0;0.8", "a,b", "0,0;;1,1", "0,0,0"])
+def test_malformed_paths(text):
+    with pytest.raises(ValueError):
+        affect.parse_va_path(text)
+
+
+def test_zero_frames():
+    with pytest.raises(ValueError, match="frames"):
+        affect.va_path([[0, 0], [1, 0]], 0)
+
+
+def test_grid_and_outputs(synth, tmp_path):
+    g = va_grid(3)
+    assert g.shape == (9, 2) and tuple(g[0]) == (-1.0, 1.0) and tuple(g[4]) == (0.0, 0.0)
+    frames = render_va(synth, [(0.0, 0.0), (0.5, 0.5)])
+    out = write_sequence(frames, tmp_path / "seq.mp4", fps=10)
+    assert out.stat().st_size > 1000 and not list(tmp_path.glob(".*partial*"))
+    import cv2
+
+    cap = cv2.VideoCapture(str(out))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert n == 2
+    folder = write_sequence(frames, tmp_path / "frames")
+    assert sorted(p.name for p in folder.iterdir()) == ["frame_0000.png", "frame_0001.png"]
+    plot = path_plot([(0, 0), (0.5, 0.5)], [(0, 0), (0.25, 0.25), (0.5, 0.5)])
+    assert plot.ndim == 3 and (plot < 255).any()
+    with pytest.raises(ValueError):
+        write_sequence([], tmp_path / "none.mp4")
