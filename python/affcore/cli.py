@@ -116,19 +116,33 @@ def _cmd_synthesize(args) -> int:
     return 1 if failures else 0
 
 
-def _cmd_sequence(args) -> int:
-    from . import affect
-    from .images import read_image, write_image
+def _photo_synthesizer(args):
+    """The Synthesizer of ``args.photo`` with the options of :func:`_add_photo_options`."""
+    from .images import read_image
     from .landmarks import load_landmarks
     from .model import load_model
-    from .sequence import path_plot, render_va, write_sequence
     from .synthesis import Synthesizer
+
+    image = read_image(args.photo)
+    lm = load_landmarks(args.landmarks) if args.landmarks else None
+    return Synthesizer(image, landmarks=lm, model=load_model(args.model))
+
+
+def _add_photo_options(parser) -> None:
+    parser.add_argument("photo", help="photo of a (preferably neutral) face")
+    parser.add_argument("--landmarks", help="68-point landmarks instead of detection")
+    parser.add_argument("--model", help="path to ict_face_model.npz")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _cmd_sequence(args) -> int:
+    from . import affect
+    from .images import write_image
+    from .sequence import path_plot, render_va, write_sequence
 
     corners = affect.parse_va_path(args.path)
     points = affect.va_path(corners, args.frames)
-    image = read_image(args.photo)
-    lm = load_landmarks(args.landmarks) if args.landmarks else None
-    synth = Synthesizer(image, landmarks=lm, model=load_model(args.model))
+    synth = _photo_synthesizer(args)
     frames = render_va(synth, points, progress=not args.quiet)
     out = write_sequence(frames, args.out, args.fps)
     plot = (out.with_name(out.stem + "_path.png") if out.suffix else out / "path.png")
@@ -139,15 +153,10 @@ def _cmd_sequence(args) -> int:
 
 
 def _cmd_vaplane(args) -> int:
-    from .images import read_image, write_image
-    from .landmarks import load_landmarks
-    from .model import load_model
+    from .images import write_image
     from .sequence import va_plane_picture
-    from .synthesis import Synthesizer
 
-    image = read_image(args.photo)
-    lm = load_landmarks(args.landmarks) if args.landmarks else None
-    synth = Synthesizer(image, landmarks=lm, model=load_model(args.model))
+    synth = _photo_synthesizer(args)
     write_image(args.out, va_plane_picture(synth, args.grid, args.tile, progress=not args.quiet))
     if not args.quiet:
         print(f"wrote {args.out}")
@@ -213,24 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_synthesize)
 
     q = sub.add_parser("sequence", help="render a path through the valence-arousal plane as frames or a video")
-    q.add_argument("photo", help="photo of a (preferably neutral) face")
+    _add_photo_options(q)
     q.add_argument("--path", required=True, help="VA corner points 'v,a;v,a;...', e.g. '0,0;0.8,0.4;-0.6,0.6;0,0'")
     q.add_argument("--frames", type=int, default=90, help="number of frames, at constant speed along the path")
     q.add_argument("--fps", type=float, default=30.0, help="frame rate of the video (default 30)")
     q.add_argument("--out", required=True, help="OUT.mp4 for a video, or a folder for PNG frames")
-    q.add_argument("--landmarks", help="68-point landmarks instead of detection")
-    q.add_argument("--model", help="path to ict_face_model.npz")
-    q.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     q.set_defaults(func=_cmd_sequence)
 
     v = sub.add_parser("vaplane", help="draw the valence-arousal plane filled with a photo's faces")
-    v.add_argument("photo", help="photo of a (preferably neutral) face")
+    _add_photo_options(v)
     v.add_argument("--out", required=True, help="output image, e.g. plane.png")
     v.add_argument("--grid", type=int, default=5, help="faces per side of the grid (default 5)")
     v.add_argument("--tile", type=int, default=160, help="size of each face in pixels (default 160)")
-    v.add_argument("--landmarks", help="68-point landmarks instead of detection")
-    v.add_argument("--model", help="path to ict_face_model.npz")
-    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     v.set_defaults(func=_cmd_vaplane)
 
     m = sub.add_parser("model", help="find or import the ICT face model")

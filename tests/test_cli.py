@@ -1,0 +1,114 @@
+"""The command line, run as a user would: in a subprocess, checking files, exit codes and
+that errors are one readable line without a traceback."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def run(*args, env=None):
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "affcore", *map(str, args)], capture_output=True, text=True, env=e,
+                          timeout=600)
+
+
+def assert_one_line_error(r, *words):
+    assert r.returncode != 0
+    err = r.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for w in words:
+        assert w in err, err
+
+
+def test_fit_writes_the_documented_json_and_overlay(data, tmp_path):
+    photo = data / "faces" / "london" / "005_neutral.jpg"
+    r = run("fit", photo, "--json", tmp_path / "fit.json", "--overlay", tmp_path / "fit.png")
+    assert r.returncode == 0, r.stderr
+    j = json.loads((tmp_path / "fit.json").read_text())
+    for key in ("landmarks", "projected_landmarks", "rms_px", "iod_px", "pose", "identity", "expression",
+                "iterations", "time_ms"):
+        assert key in j, key
+    assert np.shape(j["landmarks"]) == (68, 2) and np.shape(j["projected_landmarks"]) == (68, 2)
+    assert {"yaw", "pitch", "roll", "rotation", "scale_px_per_cm", "translation_px"} <= set(j["pose"])
+    assert len(j["identity"]) == 100 and len(j["expression"]) == 53
+    assert 0 < j["rms_px"] < 0.05 * j["iod_px"]
+    overlay = np.asarray(Image.open(tmp_path / "fit.png"))
+    assert overlay.shape == (1350, 1350, 3)
+    assert not np.array_equal(overlay, np.asarray(Image.open(photo)))
+
+
+def test_fit_with_pts_landmarks(data, tmp_path):
+    r = run("fit", data / "faces" / "300w" / "image_0010.png", "--landmarks", data / "faces" / "300w" / "image_0010.pts",
+            "--json", tmp_path / "f.json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "f.json").read_text())["rms_px"] < 7.16
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.write_text("not an image"), ["not a readable image"]),
+    (lambda p: Image.new("RGB", (1, 1)).save(p, "PNG"), ["at least"]),
+    (lambda p: Image.new("1", (20000, 20000)).save(p, "PNG"), ["too large"]),
+    (lambda p: Image.new("RGB", (300, 300), (128, 128, 128)).save(p, "PNG"), ["no face"]),
+])
+def test_fit_bad_photos(tmp_path, data, make, words):
+    p = tmp_path / "bad.jpg"
+    make(p)
+    assert_one_line_error(run("fit", p, "--json", tmp_path / "o.json"), *words)
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_fit_bad_landmark_files(tmp_path, data):
+    photo = data / "faces" / "london" / "005_neutral.jpg"
+    np.save(tmp_path / "nan.npy", np.full((68, 2), np.nan))
+    assert_one_line_error(run("fit", photo, "--landmarks", tmp_path / "nan.npy"), "non-finite")
+    np.save(tmp_path / "short.npy", np.zeros((10, 2)))
+    assert_one_line_error(run("fit", photo, "--landmarks", tmp_path / "short.npy"), "shape")
+    assert_one_line_error(run("fit", tmp_path / "missing.jpg"), "no such file")
+
+
+def test_missing_model_says_how_to_get_it(tmp_path, data):
+    env = {"AFFCORE_DATA_DIR": str(tmp_path), "AFFCORE_CACHE_DIR": str(tmp_path), "AFFCORE_MODEL": ""}
+    r = run("fit", data / "faces" / "london" / "005_neutral.jpg", env=env)
+    assert_one_line_error(r, "ICT-FaceKit", "affcore model import")
+
+
+def test_synthesize_all_writes_every_expression_and_a_sheet(data, tmp_path):
+    r = run("synthesize", data / "faces" / "wild" / "barack_obama.jpg", "--all", "--out", tmp_path, "-q")
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    expected = sorted([f"barack_obama_{e}.png" for e in ("neutral", "happiness", "sadness", "surprise", "fear",
+                                                          "anger", "disgust", "contempt")] + ["barack_obama_sheet.png"])
+    assert names == expected
+    sheet = np.asarray(Image.open(tmp_path / "barack_obama_sheet.png"))
+    assert sheet.shape[0] > 300 and sheet.shape[1] >= 1000
+
+
+def test_synthesize_va_and_aus_names(data, tmp_path):
+    photo = data / "faces" / "wild" / "barack_obama.jpg"
+    assert run("synthesize", photo, "--va", "0.5,-0.25", "--out", tmp_path, "-q").returncode == 0
+    assert (tmp_path / "barack_obama_va_+0.50_-0.25.png").is_file()
+    assert run("synthesize", photo, "--aus", "AU12=0.8,AU6=0.5", "--out", tmp_path, "-q").returncode == 0
+    assert (tmp_path / "barack_obama_AU12-0.80_AU6-0.50.png").is_file()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--expression", "joy"], ["valid names", "happiness"]),
+    (["--expression", "happiness", "--intensity", "2"], ["intensity"]),
+    (["--aus", "AU99=0.5"], ["AU99"]),
+    (["--va", "nope"], ["V,A"]),
+])
+def test_synthesize_bad_targets(data, tmp_path, args, words):
+    r = run("synthesize", data / "faces" / "wild" / "barack_obama.jpg", *args, "--out", tmp_path)
+    assert_one_line_error(r, *words)
+    assert not list(tmp_path.iterdir())
+
+
+def test_info_reports_the_build():
+    r = run("info")
+    assert r.returncode == 0
+    info = json.loads(r.stdout)
+    assert isinstance(info["cuda"], bool) and "version" in info
