@@ -86,7 +86,7 @@ MOVES = {
     "happiness": [("corner_height", +1), ("mouth_width", +1)],
     "sadness": [("inner_brow_height", +1), ("corner_height", -1)],
     "surprise": [("brow_height", +1), ("mouth_opening", +1)],
-    "fear": [("brow_height", +1), ("mouth_width", +1), ("mouth_opening", +1)],
+    "fear": [("brow_height", +1), ("mouth_opening", +1)],
     "anger": [("inner_brow_height", -1), ("inner_brow_gap", -1)],
     "disgust": [("upper_lip_to_nose", -1)],
     "contempt": [("right_corner_lift", +1)],
@@ -101,6 +101,15 @@ def test_re_detected_landmarks_move_the_right_way(rendered, expression):
                            for r in london])
         share = np.mean(sign * change > 0.005)
         assert share >= 0.9, f"{expression}: {feature} moved the right way for only {share:.0%} of people"
+
+
+def test_fear_stretches_the_lips_wider_than_surprise(rendered):
+    # AU20 (lip stretcher) is what tells fear's mouth from surprise's: both drop the jaw,
+    # which narrows the mouth, so the comparison is with surprise rather than the photo.
+    london = [r for name, r in rendered.items() if name.endswith("_neutral.jpg")]
+    wider = [_features(r.out_landmarks["fear"])["mouth_width"] > _features(r.out_landmarks["surprise"])["mouth_width"]
+             for r in london]
+    assert np.mean(wider) >= 0.9, np.mean(wider)
 
 
 def _procrustes_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -251,9 +251,7 @@ PROTOTYPE_GRADES = {
     "surprise": {"AU1": _E, "AU2": _E, "AU5": _C, "AU25": _B, "AU26": _E},
     # EMFACS 1+2+4+5+7+20+26 with lips parted (FACS Table 11-1 fear has 25); AU5 and the
     # mouth opening as in surprise (see there); fear differs by AU4, AU7 and AU20.
-    # AU20 at E: the jaw drop narrows the mouth, and at D the lip stretch did not widen it
-    # visibly for one face in six.
-    "fear": {"AU1": _D, "AU2": _C, "AU4": _B, "AU5": _C, "AU7": _A, "AU20": _E, "AU25": _B, "AU26": _E},
+    "fear": {"AU1": _D, "AU2": _C, "AU4": _B, "AU5": _C, "AU7": _A, "AU20": _D, "AU25": _B, "AU26": _E},
     # EMFACS open-mouth anger 4+5+7+10+23+25,26 (brow lowerer, glare, upper lip raised
     # over parted lips); the lips-pressed variants (4+5+7+23/24) read as neutral to FER2013
     # recognisers.
