@@ -25,20 +25,9 @@
 #include <vector>
 
 #include "affcore/render/parallel.hpp"
+#include "affcore/render/raster_core.hpp"
 
 namespace affcore::render {
-
-constexpr int kSubpixelBits = 8;
-constexpr std::int64_t kSubpixel = std::int64_t{1} << kSubpixelBits;
-// Vertices farther than this from the origin (in pixels) make their triangles invalid. It
-// keeps every edge-function product inside int64 (coordinates < 2^28 after snapping, so
-// products < 2^58); it is 32x the largest image we accept, so only degenerate projections
-// (points near the camera plane) reach it. We do not clip such triangles; we skip them.
-constexpr double kGuardPixels = 1048576.0;  // 2^20
-
-struct FixedPoint {
-    std::int64_t x = 0, y = 0;
-};
 
 // Where rasterize() writes. All three buffers hold height*width pixels, row-major;
 // barycentrics two floats per pixel.
@@ -59,115 +48,30 @@ struct RasterOptions {
 
 namespace detail {
 
-inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
-    std::int64_t q = a / b;
-    return (a % b != 0 && a < 0) ? q - 1 : q;
-}
-inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
-
-// Snaps one vertex; false when it cannot take part (NaN/inf anywhere, outside the guard
-// band, or w not strictly positive). Checked before any float->int conversion, which would
-// be undefined behaviour for such values.
-inline bool snap_vertex(const float* v, const float* w, FixedPoint& out) {
-    const double x = v[0], y = v[1], z = v[2];
-    if (!(std::isfinite(x) && std::isfinite(y) && std::isfinite(z))) return false;
-    if (!(std::fabs(x) <= kGuardPixels && std::fabs(y) <= kGuardPixels)) return false;
-    if (w && !(std::isfinite(static_cast<double>(*w)) && *w > 0.0f)) return false;
-    out.x = static_cast<std::int64_t>(std::nearbyint(x * kSubpixel));
-    out.y = static_cast<std::int64_t>(std::nearbyint(y * kSubpixel));
-    return true;
-}
-
-// E(p) = A*p.x + B*p.y + C for an edge of a triangle brought to positive orientation, so
-// E >= 0 inside. `bias` is 0 for edges that own the pixel centres lying on them (top and
-// left edges) and 1 otherwise: a centre is covered when E - bias >= 0 on all three edges.
-struct Edge {
-    std::int64_t A = 0, B = 0, C = 0, bias = 0;
-};
-
-// Edge a->b, direction multiplied by s (+1/-1) to bring the triangle to positive
-// orientation. The same geometric edge seen from the neighbouring triangle comes out with
-// exactly negated A, B, C (integers, no rounding), which is what makes the rule watertight.
-inline Edge make_edge(FixedPoint a, FixedPoint b, std::int64_t s) {
-    const std::int64_t dx = s * (b.x - a.x), dy = s * (b.y - a.y);
-    Edge e;
-    e.A = -dy;
-    e.B = dx;
-    e.C = dy * a.x - dx * a.y;
-    // With y down and positive orientation (E >= 0 inside), an edge going up (dy < 0) is a
-    // left edge and a horizontal edge going right (dx > 0) is a top edge. Of two opposite
-    // directions exactly one satisfies this, so a shared edge has exactly one owner.
-    const bool top_left = dy < 0 || (dy == 0 && dx > 0);
-    e.bias = top_left ? 0 : 1;
-    return e;
-}
-
-struct TriangleSetup {
-    Edge edge[3];           // edge[k] is opposite vertex k, so edge[k]/area is b_k
-    std::int64_t area = 0;  // twice the pixel area, times kSubpixel^2; > 0
-    std::int64_t x0 = 0, x1 = -1, y0 = 0, y1 = -1;  // covered-pixel bounding box, inclusive
-};
-
-// False for triangles that cannot cover a pixel centre of the image: degenerate (zero
-// area after snapping), culled, or with a bounding box that holds no pixel centre on screen.
-inline bool setup_triangle(const FixedPoint p[3], int height, int width, bool cull_backfaces,
-                           TriangleSetup& t) {
-    const std::int64_t area = (p[1].x - p[0].x) * (p[2].y - p[0].y) - (p[1].y - p[0].y) * (p[2].x - p[0].x);
-    if (area == 0) return false;
-    // area > 0 is clockwise on screen (y down).
-    if (cull_backfaces && area > 0) return false;
-    const std::int64_t s = area > 0 ? 1 : -1;
-    t.area = s * area;
-    t.edge[0] = make_edge(p[1], p[2], s);
-    t.edge[1] = make_edge(p[2], p[0], s);
-    t.edge[2] = make_edge(p[0], p[1], s);
-    const std::int64_t minx = std::min({p[0].x, p[1].x, p[2].x}), maxx = std::max({p[0].x, p[1].x, p[2].x});
-    const std::int64_t miny = std::min({p[0].y, p[1].y, p[2].y}), maxy = std::max({p[0].y, p[1].y, p[2].y});
-    t.x0 = std::max<std::int64_t>(0, ceil_div(minx, kSubpixel));
-    t.x1 = std::min<std::int64_t>(width - 1, floor_div(maxx, kSubpixel));
-    t.y0 = std::max<std::int64_t>(0, ceil_div(miny, kSubpixel));
-    t.y1 = std::min<std::int64_t>(height - 1, floor_div(maxy, kSubpixel));
-    return t.x0 <= t.x1 && t.y0 <= t.y1;
-}
-
 // Draws the rows [row_begin, row_end) of one triangle. Every pixel is touched by one band
 // only and triangles arrive in index order, so a strict depth test makes the lowest index
 // win ties whatever the banding or thread count.
 inline void draw_rows(const TriangleSetup& t, std::int32_t id, const float* z, const float* w,
                       std::int64_t row_begin, std::int64_t row_end, const RasterTarget& out) {
     const std::int64_t ya = std::max(t.y0, row_begin), yb = std::min(t.y1, row_end - 1);
-    // One division per triangle; the reference in tests/test_render.py does the same.
-    const double inv_area = 1.0 / static_cast<double>(t.area);
-    const double z0 = z[0], dz1 = double(z[1]) - z0, dz2 = double(z[2]) - z0;
+    // The per-pixel arithmetic is raster_core.hpp's, shared with the GPU rasterizer.
+    const PixelConstants c = pixel_constants(t, z);
     const std::int64_t step0 = t.edge[0].A * kSubpixel, step1 = t.edge[1].A * kSubpixel,
                        step2 = t.edge[2].A * kSubpixel;
     for (std::int64_t y = ya; y <= yb; ++y) {
-        const std::int64_t px = t.x0 * kSubpixel, py = y * kSubpixel;
         // Biased edge values: covered <=> all three >= 0 <=> their bitwise OR >= 0.
-        std::int64_t e0 = t.edge[0].A * px + t.edge[0].B * py + t.edge[0].C - t.edge[0].bias;
-        std::int64_t e1 = t.edge[1].A * px + t.edge[1].B * py + t.edge[1].C - t.edge[1].bias;
-        std::int64_t e2 = t.edge[2].A * px + t.edge[2].B * py + t.edge[2].C - t.edge[2].bias;
+        std::int64_t e0 = edge_value(t.edge[0], t.x0, y);
+        std::int64_t e1 = edge_value(t.edge[1], t.x0, y);
+        std::int64_t e2 = edge_value(t.edge[2], t.x0, y);
         const std::size_t row = static_cast<std::size_t>(y) * static_cast<std::size_t>(out.width);
         for (std::int64_t x = t.x0; x <= t.x1; ++x, e0 += step0, e1 += step1, e2 += step2) {
             if ((e0 | e1 | e2) < 0) continue;
-            const double b1 = static_cast<double>(e1 + t.edge[1].bias) * inv_area;
-            const double b2 = static_cast<double>(e2 + t.edge[2].bias) * inv_area;
-            // b in [0, 1] and z finite, so the float conversion stays in range.
-            const float d = static_cast<float>(z0 + b1 * dz1 + b2 * dz2);
+            const float d = pixel_depth(t, c, e1, e2);
             const std::size_t i = row + static_cast<std::size_t>(x);
             if (!(d < out.depth[i])) continue;
             out.depth[i] = d;
             out.triangle_id[i] = id;
-            if (w) {
-                const double b0 = static_cast<double>(e0 + t.edge[0].bias) * inv_area;
-                const double q0 = b0 / w[0], q1 = b1 / w[1], q2 = b2 / w[2];
-                const double sum = q0 + q1 + q2;  // > 0: b >= 0 with one b > 0, w > 0
-                out.barycentrics[2 * i] = static_cast<float>(q1 / sum);
-                out.barycentrics[2 * i + 1] = static_cast<float>(q2 / sum);
-            } else {
-                out.barycentrics[2 * i] = static_cast<float>(b1);
-                out.barycentrics[2 * i + 1] = static_cast<float>(b2);
-            }
+            pixel_barycentrics(t, c, e0, e1, e2, w, out.barycentrics[2 * i], out.barycentrics[2 * i + 1]);
         }
     }
 }
