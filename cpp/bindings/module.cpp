@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
     affcore::bindings::bind_fitting(m);
     affcore::bindings::bind_render(m);
     affcore::bindings::bind_blend(m);
+    affcore::bindings::bind_synthesis(m);
 }
