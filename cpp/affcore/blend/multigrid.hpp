@@ -67,6 +67,20 @@ inline PxVec take_px(std::size_t n) {
     v.assign(n, Px::Zero());
     return v;
 }
+// A buffer of n pixels whose contents are unspecified (stale values from an earlier
+// solve): for buffers that every pass writes before reading; see zero_outside_ranges.
+inline PxVec take_px_stale(std::size_t n) {
+    auto& c = px_cache();
+    PxVec v;
+    if (!c.empty()) {
+        auto best = std::max_element(c.begin(), c.end(),
+                                     [](const PxVec& a, const PxVec& b) { return a.capacity() < b.capacity(); });
+        v = std::move(*best);
+        c.erase(best);
+    }
+    v.resize(n, Px::Zero());  // keeps the first min(size, n) values as they are
+    return v;
+}
 inline void give_px(PxVec& v) {
     auto& c = px_cache();
     if (v.capacity() > 0 && c.size() < kCacheCount && v.capacity() * sizeof(Px) <= kCacheBytes)
@@ -110,6 +124,27 @@ struct MgGrid {
     }
 };
 
+// Zeroes v outside every row's range of unknowns [lo, hi] (whole rows without unknowns):
+// the rest is written by each pass before it is read, and neighbours outside the
+// domain must read as zero.
+inline void zero_outside_ranges(const MgGrid& g, PxVec& v) {
+    for (int j = 0; j < g.sh; ++j) {
+        Px* row = v.data() + g.at(0, j);
+        const int lo = g.lo[static_cast<std::size_t>(j)], hi = g.hi[static_cast<std::size_t>(j)];
+        if (lo > hi) {
+            std::fill(row, row + g.sw, Px::Zero());
+        } else {
+            std::fill(row, row + lo, Px::Zero());
+            std::fill(row + hi + 1, row + g.sw, Px::Zero());
+        }
+    }
+}
+inline PxVec take_px_ranges(const MgGrid& g) {
+    PxVec v = take_px_stale(g.size());
+    zero_outside_ranges(g, v);
+    return v;
+}
+
 struct PcgResult {
     int iterations = 0;
     float residual = 0.0f;  // final max over channels of |r| / |f|
@@ -140,6 +175,16 @@ public:
     MaskedPoissonPcg& operator=(const MaskedPoissonPcg&) = delete;
 
     MgGrid& fine() { return levels_.front(); }
+    // Optional initial guess on the fine grid: call after prepare(), fill at unknowns (the
+    // buffer is zero elsewhere and must stay so), then solve(). Without it the guess is 0.
+    PxVec& guess() {
+        if (x_.size() != levels_.front().size()) {
+            give_px(x_);
+            x_ = take_px(levels_.front().size());
+        }
+        has_guess_ = true;
+        return x_;
+    }
     const PxVec& solution() const { return x_; }
 
     void prepare() {
@@ -163,29 +208,38 @@ public:
         }
         for (std::size_t l = 0; l < levels_.size(); ++l) {
             MgGrid& g = levels_[l];
+            // u, r and coarse b are written over each row's range before being read
             if (l == 0) {
-                g.r = take_px(g.size());
+                g.r = take_px_ranges(g);
                 if (g.b.size() != g.size()) g.b = take_px(g.size());
             } else {
-                g.u = take_px(g.size());
-                g.b = take_px(g.size());
-                g.r = take_px(g.size());
+                g.u = take_px_ranges(g);
+                g.b = take_px_ranges(g);
+                g.r = take_px_ranges(g);
             }
         }
         rowsum_.assign(static_cast<std::size_t>(levels_.front().sh), Px::Zero());
     }
 
-    // Solves from a zero initial guess until every channel's residual norm is at most
-    // tolerance times its right-hand side's norm (or max_iter iterations).
+    // Solves from the initial guess (guess(); zero without one) until every channel's
+    // residual norm is at most tolerance times its right-hand side's norm (or max_iter
+    // iterations). A channel whose guess leaves a larger residual than zero does starts
+    // from zero instead, so a guess can only help.
     PcgResult solve(float tolerance, int max_iter = 100) {
         MgGrid& G = levels_.front();
         const std::size_t n = G.size();
-        give_px(x_);
-        x_ = take_px(n);
-        PxVec& r = G.b;  // the right-hand side becomes the residual (x = 0)
+        if (!has_guess_) {
+            give_px(x_);
+            x_ = take_px(n);
+        }
+        has_guess_ = false;
+        PxVec& r = G.b;  // the right-hand side becomes the residual
         PcgResult res;
-        if (G.unknowns == 0) return res;
-        PxVec z = take_px(n), p = take_px(n), q = take_px(n);
+        if (G.unknowns == 0) {
+            std::fill(x_.begin(), x_.end(), Px::Zero());
+            return res;
+        }
+        PxVec z = take_px_ranges(G), p = take_px_ranges(G), q = take_px_ranges(G);
         struct Giver {
             PxVec *a, *b, *c;
             ~Giver() { give_px(*a); give_px(*b); give_px(*c); }
@@ -193,6 +247,21 @@ public:
 
         const Eigen::Array4d ff = dot(G, r, r);
         Eigen::Array4d rr = ff;
+        // r = b - A x for the guess, channel by channel only where that beats x = 0
+        apply_dot(G, x_, q);
+        const Eigen::Array4d rg = residual_dot(G, r, q);
+        Px use;
+        for (int c = 0; c < 4; ++c) use(c) = rg(c) < ff(c) ? 1.0f : 0.0f;
+        rows(G, [&](int, int lo, int hi, std::size_t base) {
+            Px* xr = x_.data() + base;
+            Px* rrow = r.data() + base;
+            const Px* qr = q.data() + base;
+            for (int i = lo; i <= hi; ++i) {
+                xr[i] *= use;
+                rrow[i] -= use * qr[i];
+            }
+        });
+        for (int c = 0; c < 4; ++c) rr(c) = use(c) != 0.0f ? rg(c) : ff(c);
         auto rel = [&](const Eigen::Array4d& a) {
             double m = 0.0;
             for (int c = 0; c < 4; ++c)
@@ -229,6 +298,7 @@ private:
     int sweeps_ = kSweeps;
     std::vector<MgGrid> levels_;
     PxVec x_;
+    bool has_guess_ = false;
     PxVec rowsum_;
 
     static Px ratio(const Eigen::Array4d& a, const Eigen::Array4d& b) {
@@ -259,6 +329,21 @@ private:
             const Px* br = b.data() + base;
             Px s = Px::Zero();
             for (int i = lo; i <= hi; ++i) s += ar[i] * br[i];
+            rowsum_[static_cast<std::size_t>(j)] = s;
+        });
+        return sum_rows(g);
+    }
+
+    // <b - q, b - q> per channel.
+    Eigen::Array4d residual_dot(const MgGrid& g, const PxVec& b, const PxVec& q) {
+        rows(g, [&](int j, int lo, int hi, std::size_t base) {
+            const Px* br = b.data() + base;
+            const Px* qr = q.data() + base;
+            Px s = Px::Zero();
+            for (int i = lo; i <= hi; ++i) {
+                const Px v = br[i] - qr[i];
+                s += v * v;
+            }
             rowsum_[static_cast<std::size_t>(j)] = s;
         });
         return sum_rows(g);
