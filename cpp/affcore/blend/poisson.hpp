@@ -177,6 +177,7 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
             }
         });
     }
+    give_px(E);  // not needed any more: the solver reuses its memory (smaller working set)
     const PcgResult pr = solver.solve(tolerance);
     st.iterations = pr.iterations;
     st.residual = pr.residual;
