@@ -422,6 +422,59 @@ private:
         });
     }
 
+    // One row of smooth_half.
+    static void smooth_row(const MgGrid& g, Px* u, const Px* b, int j, int color, bool first) {
+        const std::size_t js = static_cast<std::size_t>(j);
+        const int lo = g.lo[js], hi = g.hi[js];
+        if (lo > hi) return;
+        const int s = g.sw;
+        const std::size_t base = g.at(0, j);
+        Px* ur = u + base;
+        const Px* br = b + base;
+        const float* wr = g.w.data() + base;
+        const int start = lo + (((lo + j) & 1) != color ? 1 : 0);
+        if (first) {
+            for (int i = lo; i <= hi; ++i) ur[i] = Px::Zero();
+            for (int i = start; i <= hi; i += 2) ur[i] = br[i] * (0.25f * wr[i]);
+        } else {
+            for (int i = start; i <= hi; i += 2)
+                ur[i] = (ur[i - 1] + ur[i + 1] + ur[i - s] + ur[i + s] + br[i]) * (0.25f * wr[i]);
+        }
+    }
+
+    // One row of residual().
+    static void residual_row(MgGrid& g, const Px* u, const Px* b, int j) {
+        const std::size_t js = static_cast<std::size_t>(j);
+        const int lo = g.lo[js], hi = g.hi[js];
+        if (lo > hi) return;
+        const int s = g.sw;
+        const std::size_t base = g.at(0, j);
+        const Px* ur = u + base;
+        const Px* br = b + base;
+        const float* wr = g.w.data() + base;
+        Px* rr = g.r.data() + base;
+        for (int i = lo; i <= hi; ++i)
+            rr[i] = (br[i] - (4.0f * ur[i] - ur[i - 1] - ur[i + 1] - ur[i - s] - ur[i + s])) * wr[i];
+    }
+
+    // smooth_half(color, first) then smooth_half(1 - color), and then, with `then_residual`,
+    // residual(). On one thread the passes are fused into one sweep over the rows (a
+    // wavefront: the second colour trails the first by a row, the residual by two), which
+    // computes exactly the same values with a third of the memory traffic.
+    void smooth_pair(MgGrid& g, Px* u, const Px* b, int color, bool first, bool then_residual = false) {
+        if (pool_.size() > 1 && g.work() >= kMinParallelWork) {
+            smooth_half(g, u, b, color, first);
+            smooth_half(g, u, b, 1 - color, false);
+            if (then_residual) residual(g, u, b);
+            return;
+        }
+        for (int j = 1; j <= g.ny + 2; ++j) {
+            if (j <= g.ny) smooth_row(g, u, b, j, color, first);
+            if (j - 1 >= 1 && j - 1 <= g.ny) smooth_row(g, u, b, j - 1, 1 - color, false);
+            if (then_residual && j - 2 >= 1) residual_row(g, u, b, j - 2);
+        }
+    }
+
     // g.r = b - A u on unknowns.
     void residual(MgGrid& g, const Px* u, const Px* b) {
         const int s = g.sw;
@@ -476,27 +529,16 @@ private:
         MgGrid& g = levels_[l];
         if (l + 1 == levels_.size()) {
             smooth_half(g, u, b, 0, true);
-            for (int k = 0; k < kCoarsestSweeps; ++k) {
-                smooth_half(g, u, b, 1, false);
-                smooth_half(g, u, b, 0, false);
-            }
+            for (int k = 0; k < kCoarsestSweeps; ++k) smooth_pair(g, u, b, 1, false);
             return;
         }
         MgGrid& c = levels_[l + 1];
-        smooth_half(g, u, b, 0, true);
-        smooth_half(g, u, b, 1, false);
-        for (int k = 1; k < sweeps_; ++k) {
-            smooth_half(g, u, b, 0, false);
-            smooth_half(g, u, b, 1, false);
-        }
-        residual(g, u, b);
+        // pre-smoothing (red, black) x sweeps_, then the residual
+        for (int k = 0; k < sweeps_; ++k) smooth_pair(g, u, b, 0, k == 0, k + 1 == sweeps_);
         restrict_residual(g, c);
         vcycle(l + 1, c.b.data(), c.u.data());
         prolong_add(c, g, u);
-        for (int k = 0; k < sweeps_; ++k) {
-            smooth_half(g, u, b, 1, false);
-            smooth_half(g, u, b, 0, false);
-        }
+        for (int k = 0; k < sweeps_; ++k) smooth_pair(g, u, b, 1, false);
     }
 };
 
