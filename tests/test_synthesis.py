@@ -99,7 +99,15 @@ def test_transfer_surround_checks_its_inputs():
     comp = np.zeros((8, 10, 3), np.uint8)
     img = np.full((20, 20, 3), 7, np.uint8)
     region = _core.transfer_surround(img, tid, (0, 0), small, cov, (0, 0), comp)
-    assert region.shape == (8, 10) and not region.any() and (comp == 7).all()
+    assert region.shape == (8, 10) and not region.any() and not comp.any()  # colours inside the region only
+    cov[1, 1] = 1
+    region = _core.transfer_surround(img, tid, (0, 0), small, cov, (2, 3), comp)
+    assert region.sum() == 1 and region[4, 3] == 1 and (comp[4, 3] == 7).all() and comp.sum() == 21
+    grown = np.ones_like(region)
+    _core.transfer_ring(img, tid, (0, 0), small, cov, (2, 3), region, grown, comp)
+    assert (comp == 7).all()
+    with pytest.raises(ValueError, match="region"):
+        _core.transfer_ring(img, tid, (0, 0), small, cov, (2, 3), region, grown[:, :5], comp)
     with pytest.raises(TypeError, match="composite"):
         _core.transfer_surround(img, tid, (0, 0), small, cov, (0, 0), np.zeros((8, 10, 3), np.float32))
     with pytest.raises(ValueError, match="composite"):

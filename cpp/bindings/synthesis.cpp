@@ -8,6 +8,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "affcore/render/parallel.hpp"
 #include "affcore/synthesis/texture_transfer.hpp"
@@ -109,33 +110,31 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     return py::make_tuple(comp, disp, known);
 }
 
-carray<std::uint8_t> transfer_surround(const py::object& image_obj, const py::object& tid_obj,
-                                       const py::tuple& box_origin, const py::object& small_obj,
-                                       const py::object& src_cov_obj, const py::tuple& src_offset,
-                                       const py::object& comp_obj, float moved_threshold, int threads) {
+py::array require_inplace_u8(const py::object& obj, std::initializer_list<py::ssize_t> shape, const char* name) {
+    if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + ": expected a numpy array");
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<std::uint8_t>()) || !(a.flags() & py::array::c_style) || !a.writeable())
+        throw py::type_error(std::string(name) + ": expected a writeable C-contiguous uint8 array");
+    require_shape(a, shape, name);
+    return a;
+}
+
+// Checks shared by transfer_surround and transfer_ring; fills `in` (arrays kept alive by `keep`).
+void surround_inputs(const py::object& image_obj, const py::object& tid_obj, const py::tuple& box_origin,
+                     const py::object& small_obj, const py::object& src_cov_obj, const py::tuple& src_offset,
+                     synthesis::SurroundInputs& in, std::vector<py::array>& keep) {
     auto image = require_photo(image_obj);
     auto tid = require_array<std::int32_t>(tid_obj, "triangle_id");
     require_shape(tid, {-1, -1}, "triangle_id");
-    const py::ssize_t H = tid.shape(0), W = tid.shape(1);
     auto small = require_array<float>(small_obj, "small");
     require_shape(small, {-1, -1, 2}, "small");
     if (small.shape(0) < 1 || small.shape(1) < 1) throw py::value_error("small: must not be empty");
     auto src_cov = require_array<std::uint8_t>(src_cov_obj, "src_covered");
     require_shape(src_cov, {-1, -1}, "src_covered");
-    // the composite is written in place: it must be exactly a C-contiguous uint8 array
-    if (!py::isinstance<carray<std::uint8_t>>(comp_obj))
-        throw py::type_error("composite: expected a C-contiguous uint8 array");
-    auto comp = py::reinterpret_borrow<py::array>(comp_obj);
-    if (!comp.dtype().is(py::dtype::of<std::uint8_t>()) || !(comp.flags() & py::array::c_style) || !comp.writeable())
-        throw py::type_error("composite: expected a writeable C-contiguous uint8 array");
-    require_shape(comp, {H, W, 3}, "composite");
-    const unsigned nthreads = threads_of(threads);
-
-    synthesis::SurroundInputs in;
     in.photo = {image.data(), static_cast<int>(image.shape(0)), static_cast<int>(image.shape(1))};
     std::tie(in.box_x0, in.box_y0) = require_xy(box_origin, "box_origin");
-    in.box_h = static_cast<int>(H);
-    in.box_w = static_cast<int>(W);
+    in.box_h = static_cast<int>(tid.shape(0));
+    in.box_w = static_cast<int>(tid.shape(1));
     in.triangle_id = tid.data();
     in.small = small.data();
     in.small_h = static_cast<int>(small.shape(0));
@@ -144,6 +143,40 @@ carray<std::uint8_t> transfer_surround(const py::object& image_obj, const py::ob
     std::tie(in.src_off_x, in.src_off_y) = require_xy(src_offset, "src_offset");
     in.src_h = static_cast<int>(src_cov.shape(0));
     in.src_w = static_cast<int>(src_cov.shape(1));
+    keep = {image, tid, small, src_cov};
+}
+
+void transfer_ring(const py::object& image_obj, const py::object& tid_obj, const py::tuple& box_origin,
+                   const py::object& small_obj, const py::object& src_cov_obj, const py::tuple& src_offset,
+                   const py::object& region0_obj, const py::object& region_obj, const py::object& comp_obj,
+                   int threads) {
+    synthesis::SurroundInputs in;
+    std::vector<py::array> keep;
+    surround_inputs(image_obj, tid_obj, box_origin, small_obj, src_cov_obj, src_offset, in, keep);
+    const py::ssize_t H = in.box_h, W = in.box_w;
+    auto region0 = require_array<std::uint8_t>(region0_obj, "region0");
+    require_shape(region0, {H, W}, "region0");
+    auto region = require_array<std::uint8_t>(region_obj, "region");
+    require_shape(region, {H, W}, "region");
+    auto comp = require_inplace_u8(comp_obj, {H, W, 3}, "composite");
+    const unsigned nthreads = threads_of(threads);
+    const std::uint8_t* r0 = region0.data();
+    const std::uint8_t* r1 = region.data();
+    auto* cp = static_cast<std::uint8_t*>(comp.mutable_data());
+    py::gil_scoped_release release;
+    synthesis::transfer_ring(in, r0, r1, cp, nthreads);
+}
+
+carray<std::uint8_t> transfer_surround(const py::object& image_obj, const py::object& tid_obj,
+                                       const py::tuple& box_origin, const py::object& small_obj,
+                                       const py::object& src_cov_obj, const py::tuple& src_offset,
+                                       const py::object& comp_obj, float moved_threshold, int threads) {
+    synthesis::SurroundInputs in;
+    std::vector<py::array> keep;
+    surround_inputs(image_obj, tid_obj, box_origin, small_obj, src_cov_obj, src_offset, in, keep);
+    const py::ssize_t H = in.box_h, W = in.box_w;
+    auto comp = require_inplace_u8(comp_obj, {H, W, 3}, "composite");
+    const unsigned nthreads = threads_of(threads);
     in.moved_threshold = moved_threshold;
     carray<std::uint8_t> region({H, W});
     synthesis::SurroundOutputs out{static_cast<std::uint8_t*>(comp.mutable_data()), region.mutable_data()};
@@ -197,7 +230,10 @@ void bind_synthesis(pybind11::module_& m) {
           "See affcore.synthesis.");
     m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
           "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
-          "Warped surroundings into `composite` (in place); returns the undilated blend region.");
+          "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");
+    m.def("transfer_ring", &transfer_ring, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a, "src_covered"_a,
+          "src_offset"_a, "region0"_a, "region"_a, "composite"_a, "threads"_a = 0,
+          "Warped surroundings into `composite` (in place) where `region` is set and `region0` is not.");
     m.def("deform_project", &deform_project, "base"_a, "basis"_a, "weights"_a, "rotation"_a, "scale"_a,
           "translation"_a, "threads"_a = 0, "Screen positions of base + weights @ basis under a scaled-orthographic camera.");
 }

@@ -312,7 +312,7 @@ class Synthesizer:
 
     def _compose(self, blendshapes: np.ndarray):
         """The box worked on, the composite over it (rendered face + warped surroundings;
-        meaningful inside the region only), the blend region (uint8 0/1) and the face's
+        defined inside the region only), the blend region (uint8 0/1) and the face's
         coverage (float32 0/1)."""
         screen = self._screen(blendshapes)
         both = np.concatenate([self._used_xy(screen), self._used_xy(self._source_screen)])
@@ -329,12 +329,14 @@ class Synthesizer:
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, threads=self.threads)
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px)
-        region = _core.transfer_surround(self.image, r.triangle_id, (x0, y0), small, self._src_covered,
-                                         (sx0 - x0, sy0 - y0), comp, 0.3, threads=self.threads)
+        surround = (self.image, r.triangle_id, (x0, y0), small, self._src_covered, (sx0 - x0, sy0 - y0))
+        region0 = _core.transfer_surround(*surround, comp, 0.3, threads=self.threads)
         # blend region: the union of the fitted and the deformed face, plus the warp's reach
-        region = cv2.dilate(region, self._dilate_kernel)
+        region = cv2.dilate(region0, self._dilate_kernel)
         region[[0, -1], :] = 0  # the blend needs a ring of fixed pixels inside the box
         region[:, [0, -1]] = 0
+        # the composite matters inside the region only: the warped photo where dilation added to it
+        _core.transfer_ring(*surround, region0, region, comp, threads=self.threads)
         return (x0, y0, x1, y1), comp, region, known
 
     def _blend(self, box, comp, region) -> np.ndarray:

@@ -12,8 +12,10 @@
 //                    follow.
 //  transfer_surround for every other pixel of the box: the smooth extension of that
 //                    displacement (given at reduced resolution, upsampled bilinearly here
-//                    as cv2.resize INTER_LINEAR does) and the photo sampled there; plus
-//                    the blend region before dilation (covered | fitted face | moved).
+//                    as cv2.resize INTER_LINEAR does), the blend region before dilation
+//                    (covered | fitted face | moved) and, in it, the photo sampled there.
+//  transfer_ring     the same samples at the pixels that dilating the region added (the
+//                    composite is needed inside the region only).
 //  deform_project    screen = project(base + sum_k w_k basis_k), skipping zero weights.
 //
 // Every output element is written by exactly one worker and depends on no other output,
@@ -205,7 +207,7 @@ struct SurroundInputs {
 };
 
 struct SurroundOutputs {
-    std::uint8_t* composite = nullptr;  // box_h x box_w x 3: written where not covered
+    std::uint8_t* composite = nullptr;  // box_h x box_w x 3: written where not covered, in the region
     std::uint8_t* region = nullptr;     // box_h x box_w: covered | fitted face | moved
 };
 
@@ -238,17 +240,41 @@ inline std::vector<Tap> linear_taps(int dst, int src) {
     return taps;
 }
 
+// The displacement extension upsampled at (row, col), as cv2.resize(INTER_LINEAR).
+struct Upsampler {
+    const SurroundInputs& in;
+    std::vector<Tap> tx, ty;
+    explicit Upsampler(const SurroundInputs& in_)
+        : in(in_), tx(linear_taps(in_.box_w, in_.small_w)), ty(linear_taps(in_.box_h, in_.small_h)) {}
+    void at(std::size_t row, int col, float e[2]) const {
+        const Tap& yt = ty[row];
+        const Tap& xt = tx[static_cast<std::size_t>(col)];
+        const float* s0 = in.small + static_cast<std::size_t>(yt.i0) * in.small_w * 2;
+        const float* s1 = in.small + static_cast<std::size_t>(yt.i1) * in.small_w * 2;
+        for (int c = 0; c < 2; ++c) {
+            const float top = s0[2 * xt.i0 + c] + xt.f * (s0[2 * xt.i1 + c] - s0[2 * xt.i0 + c]);
+            const float bot = s1[2 * xt.i0 + c] + xt.f * (s1[2 * xt.i1 + c] - s1[2 * xt.i0 + c]);
+            e[c] = top + yt.f * (bot - top);
+        }
+    }
+    // the photo warped by the extension, at (row, col) of the box
+    void warped(std::size_t row, int col, const float e[2], std::uint8_t* o) const {
+        float colour[3];
+        sample_rgb(in.photo, (static_cast<float>(col) + e[0]) + static_cast<float>(in.box_x0),
+                   (static_cast<float>(row) + e[1]) + static_cast<float>(in.box_y0), colour);
+        for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
+    }
+};
+
+// The undilated blend region (covered | fitted face | moved) and, inside it, the warped
+// surroundings at the pixels the face does not cover.
 inline void transfer_surround(const SurroundInputs& in, const SurroundOutputs& out, unsigned threads) {
     const int W = in.box_w;
-    const std::vector<Tap> tx = linear_taps(in.box_w, in.small_w), ty = linear_taps(in.box_h, in.small_h);
-    const float fx0 = static_cast<float>(in.box_x0), fy0 = static_cast<float>(in.box_y0);
+    const Upsampler up(in);
     const float thr2 = in.moved_threshold * in.moved_threshold;
     render::parallel_ranges(static_cast<std::size_t>(in.box_h), std::max(1u, threads),
                             [&](std::size_t r0, std::size_t r1, unsigned) {
         for (std::size_t row = r0; row < r1; ++row) {
-            const Tap& yt = ty[row];
-            const float* s0 = in.small + static_cast<std::size_t>(yt.i0) * in.small_w * 2;
-            const float* s1 = in.small + static_cast<std::size_t>(yt.i1) * in.small_w * 2;
             const long sr = static_cast<long>(row) - in.src_off_y;
             const bool src_row = sr >= 0 && sr < in.src_h;
             for (int col = 0; col < W; ++col) {
@@ -257,23 +283,36 @@ inline void transfer_surround(const SurroundInputs& in, const SurroundOutputs& o
                     out.region[i] = 1;
                     continue;
                 }
-                const Tap& xt = tx[static_cast<std::size_t>(col)];
-                float e[2];
-                for (int c = 0; c < 2; ++c) {
-                    const float top = s0[2 * xt.i0 + c] + xt.f * (s0[2 * xt.i1 + c] - s0[2 * xt.i0 + c]);
-                    const float bot = s1[2 * xt.i0 + c] + xt.f * (s1[2 * xt.i1 + c] - s1[2 * xt.i0 + c]);
-                    e[c] = top + yt.f * (bot - top);
-                }
-                bool reg = e[0] * e[0] + e[1] * e[1] > thr2;
-                if (!reg && src_row) {
+                bool reg = false;
+                if (src_row) {
                     const long sc = static_cast<long>(col) - in.src_off_x;
                     reg = sc >= 0 && sc < in.src_w && in.src_covered[static_cast<std::size_t>(sr) * in.src_w + sc] != 0;
                 }
+                float e[2];
+                up.at(row, col, e);
+                reg = reg || e[0] * e[0] + e[1] * e[1] > thr2;
                 out.region[i] = reg ? 1 : 0;
-                float colour[3];
-                sample_rgb(in.photo, (static_cast<float>(col) + e[0]) + fx0, (static_cast<float>(row) + e[1]) + fy0, colour);
-                std::uint8_t* o = out.composite + 3 * i;
-                for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
+                if (reg) up.warped(row, col, e, out.composite + 3 * i);
+            }
+        }
+    });
+}
+
+// After dilating the region: the warped surroundings at the pixels the dilation added
+// (region set, region0 not; covered pixels are always in region0).
+inline void transfer_ring(const SurroundInputs& in, const std::uint8_t* region0, const std::uint8_t* region,
+                          std::uint8_t* composite, unsigned threads) {
+    const int W = in.box_w;
+    const Upsampler up(in);
+    render::parallel_ranges(static_cast<std::size_t>(in.box_h), std::max(1u, threads),
+                            [&](std::size_t r0, std::size_t r1, unsigned) {
+        for (std::size_t row = r0; row < r1; ++row) {
+            for (int col = 0; col < W; ++col) {
+                const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
+                if (!region[i] || region0[i]) continue;
+                float e[2];
+                up.at(row, col, e);
+                up.warped(row, col, e, composite + 3 * i);
             }
         }
     });
