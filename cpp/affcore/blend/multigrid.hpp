@@ -245,11 +245,11 @@ public:
             ~Giver() { give_px(*a); give_px(*b); give_px(*c); }
         } giver{&z, &p, &q};
 
-        const Eigen::Array4d ff = dot(G, r, r);
+        // <b, b>, q = A x and <b - q, b - q> for the guess, in one pass; then r = b - A x,
+        // channel by channel only where that beats x = 0
+        Eigen::Array4d ff, rg;
+        guess_residual(G, r, q, ff, rg);
         Eigen::Array4d rr = ff;
-        // r = b - A x for the guess, channel by channel only where that beats x = 0
-        apply_dot(G, x_, q);
-        const Eigen::Array4d rg = residual_dot(G, r, q);
         Px use;
         for (int c = 0; c < 4; ++c) use(c) = rg(c) < ff(c) ? 1.0f : 0.0f;
         rows(G, [&](int, int lo, int hi, std::size_t base) {
@@ -275,7 +275,9 @@ public:
         }
         vcycle(0, r.data(), z.data());
         Eigen::Array4d rz = dot(G, r, z);
-        copy(G, z, p);
+        // p = z: both are zero outside the row ranges and the next V-cycle rewrites z's
+        // ranges in full, so exchanging the buffers is the copy without the pass
+        std::swap(z, p);
         for (int it = 1; it <= max_iter; ++it) {
             const Eigen::Array4d pq = apply_dot(G, p, q);
             const Px alpha = ratio(rz, pq);
@@ -299,6 +301,7 @@ private:
     std::vector<MgGrid> levels_;
     PxVec x_;
     bool has_guess_ = false;
+    PxVec rowsum2_;
     PxVec rowsum_;
 
     static Px ratio(const Eigen::Array4d& a, const Eigen::Array4d& b) {
@@ -334,19 +337,29 @@ private:
         return sum_rows(g);
     }
 
-    // <b - q, b - q> per channel.
-    Eigen::Array4d residual_dot(const MgGrid& g, const PxVec& b, const PxVec& q) {
+    // q = A x_ on unknowns; ff = <b, b>, rg = <b - q, b - q> per channel.
+    void guess_residual(const MgGrid& g, const PxVec& b, PxVec& q, Eigen::Array4d& ff, Eigen::Array4d& rg) {
+        const int s = g.sw;
+        rowsum2_.assign(rowsum_.size(), Px::Zero());
         rows(g, [&](int j, int lo, int hi, std::size_t base) {
+            const Px* xr = x_.data() + base;
             const Px* br = b.data() + base;
-            const Px* qr = q.data() + base;
-            Px s = Px::Zero();
+            const float* wr = g.w.data() + base;
+            Px* qr = q.data() + base;
+            Px sb = Px::Zero(), sr = Px::Zero();
             for (int i = lo; i <= hi; ++i) {
-                const Px v = br[i] - qr[i];
-                s += v * v;
+                const Px v = (4.0f * xr[i] - xr[i - 1] - xr[i + 1] - xr[i - s] - xr[i + s]) * wr[i];
+                qr[i] = v;
+                sb += br[i] * br[i];
+                const Px d = br[i] - v;
+                sr += d * d;
             }
-            rowsum_[static_cast<std::size_t>(j)] = s;
+            rowsum_[static_cast<std::size_t>(j)] = sb;
+            rowsum2_[static_cast<std::size_t>(j)] = sr;
         });
-        return sum_rows(g);
+        ff = sum_rows(g);
+        rg = Eigen::Array4d::Zero();
+        for (int j = 1; j <= g.ny; ++j) rg += rowsum2_[static_cast<std::size_t>(j)].cast<double>();
     }
 
     void copy(const MgGrid& g, const PxVec& a, PxVec& b) {
