@@ -125,3 +125,18 @@ def test_deform_project_matches_numpy():
     v = (base + np.tensordot(w, basis, axes=1)) @ q.T
     want = np.stack([2.5 * v[:, 0] + 3.0, -2.5 * v[:, 1] - 2.0, -2.5 * v[:, 2]], axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("expression", ["surprise", "disgust"])
+def test_blend_of_a_face_is_close_to_the_converged_solution(model, london_pairs, landmark_cache, expression):
+    """The blend starts from a guess (S - T on the eroded mask); its stopping rule must still
+    leave the result within a small fraction of a grey level of the converged solve."""
+    photo, lm = _photo(london_pairs, landmark_cache, 7)
+    s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+    (x0, y0, x1, y1), comp, region, _ = s._compose(s.blendshapes(expression))
+    target = np.ascontiguousarray(photo[y0:y1, x0:x1])
+    fast, info = _core.poisson_blend(comp, target, region, threads=1)
+    exact, _ = _core.poisson_blend(comp, target, region, threads=1, tolerance=1e-6)
+    d = np.abs(fast.astype(int) - exact.astype(int))[region > 0]
+    assert info["iterations"] <= 4
+    assert d.mean() <= 0.25 and d.max() <= 2
