@@ -5,12 +5,14 @@ import _cuda_bench
 import _fit_bench
 import _render_bench
 import _sequence_bench
+import _synthesis_bench
 from _blend_bench import results  # noqa: F401  (fixture)
 from _render_bench import bench_mesh  # noqa: F401  (fixture)
 
 SUMMARIES = [("landmark fitting: affcore vs eos", _fit_bench.summary_lines),
              ("rasterizer: affcore vs anchor (median ms)", _render_bench.summary_lines),
              ("Poisson blend: affcore vs cv2.seamlessClone (median ms)", _blend_bench.summary_lines),
+             ("expression synthesis (threads=1)", _synthesis_bench.summary_lines),
              ("valence-arousal sequence", _sequence_bench.summary_lines),
              ("render+blend faces/s: GPU vs CPU", _cuda_bench.summary_lines)]
 

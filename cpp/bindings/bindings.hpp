@@ -9,4 +9,5 @@ void bind_fitting(pybind11::module_& m);
 void bind_render(pybind11::module_& m);
 void bind_blend(pybind11::module_& m);
 void bind_cuda(pybind11::module_& m);
+void bind_synthesis(pybind11::module_& m);
 }  // namespace affcore::bindings

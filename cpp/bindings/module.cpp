@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
     affcore::bindings::bind_render(m);
     affcore::bindings::bind_blend(m);
     affcore::bindings::bind_cuda(m);
+    affcore::bindings::bind_synthesis(m);
 }

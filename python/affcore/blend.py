@@ -56,9 +56,12 @@ def poisson_blend(source, target, mask, *, threads=0, device="auto"):
     As in OpenCV, the equation is solved on the mask's bounding box (grown by one
     pixel) with the target as Dirichlet boundary; the guidance field is the source's
     gradient on the mask eroded by a 7x7 square and the target's gradient elsewhere
-    in the box. We solve for the correction ``result - target`` with geometric
-    multigrid (red-black Gauss-Seidel V-cycles) until a cycle changes no value by
-    more than 0.05 grey levels, then round to nearest (OpenCV truncates).
+    in the box. We solve for the correction ``result - target`` with conjugate
+    gradients preconditioned by geometric multigrid (red-black Gauss-Seidel V-cycles),
+    starting from ``source - target`` on the eroded mask (what the correction is up to
+    a smooth remainder), until the residual is below 1e-3 of the right-hand side and
+    the last step changed no value by more than 2 grey levels; then we round to
+    nearest (OpenCV truncates).
 
     A mask may touch the image border: the outermost image row/column is part of
     the Dirichlet frame, so masked pixels there keep the target's value, and the

@@ -16,15 +16,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping
 
+import cv2
 import numpy as np
 
-from . import affect
+from . import _core, affect
 from .blend import poisson_blend
 from .fitting import FitResult, fit
 from .images import as_rgb8
 from .landmarks import validate_landmarks
-from .model import FaceModel, load_model
-from .render import interpolate, rasterize, sample_bilinear
+from .model import LANDMARK_VERTICES, FaceModel, load_model
+from .render import rasterize
 
 # Parts of the ICT mesh, by vertex range (ICT-FaceKit's README).
 SKIN, SOCKET, GUMS, TEETH, SCLERA, IRIS, EYE_SOCKET = range(7)
@@ -77,16 +78,56 @@ def _face_triangles(model: FaceModel):
     return np.ascontiguousarray(tris[keep]), part[keep]
 
 
-def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals (V, 3), unit length (zero for unused vertices)."""
-    v0, v1, v2 = (vertices[triangles[:, k]] for k in range(3))
-    fn = np.cross(v1 - v0, v2 - v0)
-    n = np.zeros_like(vertices)
-    for k in range(3):
-        for c in range(3):
-            n[:, c] += np.bincount(triangles[:, k], weights=fn[:, c], minlength=len(vertices))
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    return (n / np.maximum(length, 1e-12)).astype(np.float32)
+# Model-dependent preparation, shared by every Synthesizer of the same model: which
+# triangles are rendered, the vertices they use, and the identity and expression bases
+# restricted to those vertices (a contiguous copy, so a target deforms ~23k vertices
+# instead of the model's 27k and never copies the basis).
+_LIP_LANDMARKS = (48, 54, 51, 57)  # mouth corners and lip centres: the front of the mouth cavity
+
+
+@dataclasses.dataclass(frozen=True)
+class _Mesh:
+    triangles: np.ndarray        # (T, 3) int32, indices into `vertices`
+    part: np.ndarray             # (T,) int8
+    vertices: np.ndarray         # (N,) model vertex of each local vertex, sorted
+    used: np.ndarray | None      # local vertices used by a triangle; None = all of them
+    lip: np.ndarray              # local indices of the lip landmarks
+    normal_triangles: np.ndarray  # (Tn,) int32: triangles of parts other than skin
+    neutral: np.ndarray          # (N, 3) float32
+    identity: np.ndarray         # (K, N, 3) float32
+    expression: np.ndarray       # (E, N, 3) float32
+
+
+_MESH_CACHE: dict = {}
+
+
+def _mesh(model: FaceModel) -> _Mesh:
+    hit = _MESH_CACHE.get(id(model))
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    tris, part = _face_triangles(model)
+    used = np.unique(tris)
+    lip_vertices = LANDMARK_VERTICES[list(_LIP_LANDMARKS)]
+    verts = np.union1d(used, lip_vertices)
+    mesh = _Mesh(
+        triangles=np.searchsorted(verts, tris).astype(np.int32),
+        part=np.ascontiguousarray(part),
+        vertices=verts,
+        used=None if len(verts) == len(used) else np.searchsorted(verts, used),
+        lip=np.searchsorted(verts, lip_vertices),
+        normal_triangles=np.flatnonzero(part != SKIN).astype(np.int32),
+        neutral=np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32),
+        identity=np.ascontiguousarray(model.identity_basis[:, verts], dtype=np.float32),
+        expression=np.ascontiguousarray(model.expression_basis[:, verts], dtype=np.float32),
+    )
+    if len(_MESH_CACHE) >= 4:
+        _MESH_CACHE.clear()
+    _MESH_CACHE[id(model)] = (model, mesh)
+    return mesh
+
+
+# deform_project with this camera returns the deformed vertices themselves
+_NO_CAMERA = (np.diag([1.0, -1.0, -1.0]), 1.0, np.zeros(2))
 
 
 class Synthesizer:
@@ -105,7 +146,8 @@ class Synthesizer:
         a target never adds to a smile already there (no double smile); the target
         "neutral" reproduces the photo. False: the target replaces the fitted weights
         outright (pure transfer; "neutral" then removes the photo's own expression).
-    threads : C++ worker threads for rendering and blending (0 = all cores).
+    threads : C++ worker threads for rendering and blending (0 = all cores). Results are
+        identical for any value.
 
     Examples
     --------
@@ -116,39 +158,54 @@ class Synthesizer:
 
     def __init__(self, image, landmarks=None, model: FaceModel | None = None, fit_result: FitResult | None = None,
                  keep_resting_face: bool = True, threads: int = 0):
-        self.image = as_rgb8(image)
+        self.image = np.ascontiguousarray(as_rgb8(image))
         self.model = model if model is not None else load_model()
         if fit_result is None:
             lm = None if landmarks is None else validate_landmarks(landmarks)
             fit_result = fit(self.image, landmarks=lm, model=self.model)
         self.fit = fit_result
         self.threads = int(threads)
+        if self.threads < 0:
+            raise ValueError(f"threads: must be >= 0, got {threads}")
         self.keep_resting_face = bool(keep_resting_face)
-        m = self.model
-        self._triangles, self._part = _face_triangles(m)
-        self._used = np.unique(self._triangles)
+        mesh = self._mesh = _mesh(self.model)
+        self._triangles, self._part = mesh.triangles, mesh.part
         # identity applied once; per target only the expression basis is added
-        base = m.neutral_vertices.astype(np.float32) + np.tensordot(
-            self.fit.identity.astype(np.float32), m.identity_basis[: len(self.fit.identity)], axes=1)
-        self._base = base
-        self._expression_matrix = m.expression_basis.reshape(m.num_expression, -1)
-        source = self._vertices(self.fit.expression)
-        self._source_screen = self.fit.project(source)
-        h, w = self.image.shape[:2]
+        k = len(self.fit.identity)
+        self._base = _core.deform_project(mesh.neutral, mesh.identity[:k], self.fit.identity.astype(np.float64),
+                                          *_NO_CAMERA, threads=self.threads)
+        self._camera = (np.ascontiguousarray(self.fit.rotation, dtype=np.float64), float(self.fit.scale),
+                        np.ascontiguousarray(self.fit.translation, dtype=np.float64))
+        self._source_screen = self._screen(self.fit.expression)
         iod = self.fit.iod_px
         self._margin = int(np.ceil(0.25 * iod)) + 2
         # visibility of the fitted face in the photo: a depth buffer over its bounding box
-        x0, y0, x1, y1 = self._bbox(self._source_screen[self._used])
+        x0, y0, x1, y1 = self._bbox(self._used_xy(self._source_screen))
         self._src_box = (x0, y0, x1, y1)
         shifted = self._source_screen - np.array([x0, y0, 0], np.float32)
         self._src_raster = rasterize(shifted, self._triangles, y1 - y0, x1 - x0, threads=self.threads)
+        tid = self._src_raster.triangle_id
+        self._src_covered = (tid >= 0).view(np.uint8)
+        self._src_part = np.where(tid >= 0, self._part[np.maximum(tid, 0)], -1).astype(np.int8)
         self._light = self._estimate_light()
         self._eye_colours = self._estimate_eye_colours()
+        # lit colour of each part's material (skin never needs one)
+        lit = np.zeros((len(_PART_NAMES), 3), np.float32)
+        for q, a in ALBEDO.items():
+            lit[q] = self._eye_colours[q] if q in self._eye_colours else np.asarray(a, np.float32) * self._light
+        self._lit = lit
+        k = max(3, int(0.06 * self.fit.iod_px) | 1)
+        self._dilate_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
 
     # -- geometry --------------------------------------------------------------------------
-    def _vertices(self, blendshapes: np.ndarray) -> np.ndarray:
-        offsets = blendshapes.astype(np.float32) @ self._expression_matrix
-        return self._base + offsets.reshape(-1, 3)
+    def _screen(self, blendshapes: np.ndarray) -> np.ndarray:
+        """Screen positions (N, 3) float32 of the mesh's vertices with these blendshapes."""
+        return _core.deform_project(self._base, self._mesh.expression, np.asarray(blendshapes, np.float64),
+                                    *self._camera, threads=self.threads)
+
+    def _used_xy(self, screen: np.ndarray) -> np.ndarray:
+        u = self._mesh.used
+        return screen[:, :2] if u is None else screen[u, :2]
 
     def _bbox(self, screen_xy: np.ndarray, margin: int = 0):
         h, w = self.image.shape[:2]
@@ -158,46 +215,39 @@ class Synthesizer:
         y1 = int(np.clip(np.ceil(screen_xy[:, 1].max()) + margin + 1, y0 + 1, h))
         return x0, y0, x1, y1
 
-    def _visible(self, xy: np.ndarray, depth: np.ndarray) -> np.ndarray:
-        """Whether surface points with photo positions ``xy`` (N, 2) and fitted depths (N,)
-        were visible in the photo (nothing of the face lay in front of them)."""
-        x0, y0, x1, y1 = self._src_box
-        ix = np.clip(np.rint(xy[:, 0]).astype(np.int64) - x0, 0, x1 - x0 - 1)
-        iy = np.clip(np.rint(xy[:, 1]).astype(np.int64) - y0, 0, y1 - y0 - 1)
-        front = self._src_raster.depth[iy, ix]
-        # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
-        return depth <= front + 0.15 * self.fit.scale
-
     def _estimate_light(self) -> np.ndarray:
         """Light reaching the face, per unit albedo, as RGB: the brightness of the visible
         skin, with a little of the skin's tint (the camera's white balance and the light's
         colour show in it; the skin's own redness should not tint teeth and eyes)."""
-        r = self._src_raster
         x0, y0, x1, y1 = self._src_box
-        tid = r.triangle_id
-        skin = tid >= 0
-        skin[skin] = self._part[tid[skin]] == SKIN
-        patch = self.image[y0:y1, x0:x1][skin]
-        if len(patch) < 50:
+        box = self.image[y0:y1, x0:x1]
+        # the brighter half of the skin: away from shadows, beard and brows. Luminance x 3
+        # is an integer in [0, 765]; median and means come from histograms over the box
+        # (label 766 = not skin), in O(n) and without gathering the skin pixels.
+        chans = [np.ascontiguousarray(box[..., c]).ravel() for c in range(3)]
+        label = chans[0].astype(np.intp) + chans[1] + chans[2]
+        label[self._src_part.ravel() != SKIN] = 766
+        count = np.bincount(label, minlength=767)[:766]
+        n = int(count.sum())
+        if n < 50:
             return np.full(3, 150.0 / SKIN_ALBEDO, np.float32)
-        # the brighter half of the skin: away from shadows, beard and brows
-        lum = patch.mean(axis=1)
-        bright = patch[lum >= np.median(lum)].mean(axis=0)
+        cum = np.cumsum(count)
+        lo, hi = np.searchsorted(cum, (n - 1) // 2, side="right"), np.searchsorted(cum, n // 2, side="right")
+        first = int(np.ceil((lo + hi) / 2))  # the totals >= the median
+        sums = [np.bincount(label, weights=ch, minlength=767)[first:766].sum() for ch in chans]
+        bright = np.asarray(sums) / count[first:].sum()
         grey = np.full(3, bright.mean())
         return ((0.8 * grey + 0.2 * bright) / SKIN_ALBEDO).astype(np.float32)
 
     def _estimate_eye_colours(self) -> dict:
         """The photo's own sclera and iris colours (median of their visible pixels), for
         eyeball that widened lids uncover; from the material model when the eyes are shut."""
-        r = self._src_raster
         x0, y0, x1, y1 = self._src_box
-        tid = r.triangle_id
-        part = np.full(tid.shape, -1, np.int8)
-        part[tid >= 0] = self._part[tid[tid >= 0]]
-        box = self.image[y0:y1, x0:x1].astype(np.float32)
+        box = self.image[y0:y1, x0:x1]
         out = {}
         for q in (SCLERA, IRIS):
-            px = box[part == q]
+            ys, xs = np.divmod(np.flatnonzero(self._src_part.ravel() == q), box.shape[1])
+            px = box[ys, xs].astype(np.float32)
             if len(px) >= 20:
                 lum = px.mean(axis=1)
                 # sclera: its lit half (lashes and lid shadow darken the rest)
@@ -228,128 +278,93 @@ class Synthesizer:
             target = affect.va_to_blendshapes(v, a)
         return np.maximum(target, self.fit.expression) if self.keep_resting_face else target
 
+    def _checked_blendshapes(self, expression, intensity, aus, va, blendshapes) -> np.ndarray:
+        if blendshapes is None:
+            return self.blendshapes(expression, intensity, aus, va)
+        blendshapes = np.asarray(blendshapes, dtype=np.float64)
+        if blendshapes.shape != (self.model.num_expression,) or not np.isfinite(blendshapes).all():
+            raise ValueError(f"blendshapes: expected {self.model.num_expression} finite weights")
+        return np.clip(blendshapes, 0.0, 1.0)
+
     def render(self, expression: str | None = None, intensity: float = 1.0, aus: Mapping[str, float] | None = None,
                va=None, blendshapes: np.ndarray | None = None) -> np.ndarray:
         """The photo with the face showing the target: (H, W, 3) uint8."""
-        return self.render_full(expression, intensity, aus, va, blendshapes).image
+        bs = self._checked_blendshapes(expression, intensity, aus, va, blendshapes)
+        box, comp, region, _ = self._compose(bs)
+        return self._blend(box, comp, region)
 
     def render_full(self, expression=None, intensity=1.0, aus=None, va=None, blendshapes=None) -> RenderedTarget:
         """Like :meth:`render`, also returning the composite and masks (for inspection).
 
         ``blendshapes`` (E,) in [0, 1] renders exactly those weights (no resting-face rule)."""
-        if blendshapes is None:
-            blendshapes = self.blendshapes(expression, intensity, aus, va)
-        else:
-            blendshapes = np.asarray(blendshapes, dtype=np.float64)
-            if blendshapes.shape != (self.model.num_expression,) or not np.isfinite(blendshapes).all():
-                raise ValueError(f"blendshapes: expected {self.model.num_expression} finite weights")
-            blendshapes = np.clip(blendshapes, 0.0, 1.0)
-        target = self._vertices(blendshapes)
-        screen = self.fit.project(target)
+        bs = self._checked_blendshapes(expression, intensity, aus, va, blendshapes)
+        (x0, y0, x1, y1), comp, region, known = self._compose(bs)
         h, w = self.image.shape[:2]
-        both = np.concatenate([screen[self._used, :2], self._source_screen[self._used, :2]])
+        inside = region.view(bool)
+        composite = self.image.copy()
+        composite[y0:y1, x0:x1][inside] = comp[inside]
+        mask = np.zeros((h, w), bool)
+        mask[y0:y1, x0:x1] = inside
+        face = np.zeros((h, w), bool)
+        face[y0:y1, x0:x1] = known > 0
+        image = self._blend((x0, y0, x1, y1), comp, region)
+        return RenderedTarget(image=image, composite=composite, mask=mask, face_mask=face, blendshapes=bs)
+
+    def _compose(self, blendshapes: np.ndarray):
+        """The box worked on, the composite over it (rendered face + warped surroundings;
+        defined inside the region only), the blend region (uint8 0/1) and the face's
+        coverage (float32 0/1)."""
+        screen = self._screen(blendshapes)
+        both = np.concatenate([self._used_xy(screen), self._used_xy(self._source_screen)])
         x0, y0, x1, y1 = self._bbox(both, self._margin)
         bw, bh = x1 - x0, y1 - y0
-        offset = np.array([x0, y0, 0], np.float32)
-        r = rasterize(screen - offset, self._triangles, bh, bw, threads=self.threads)
-        tid = r.triangle_id
-        covered = tid >= 0
-        # where each covered pixel's surface point lay in the photo, and how deep
-        src_attr = np.ascontiguousarray(self._source_screen)
-        src = interpolate(src_attr, self._triangles, tid, r.barycentrics, threads=self.threads)
-        part = np.full(tid.shape, -1, np.int8)
-        part[covered] = self._part[tid[covered]]
-        colour = sample_bilinear(self.image, np.ascontiguousarray(src[:, :, :2]), covered, threads=self.threads)
-
-        # surface the photo never showed: mouth interior and uncovered eyeball
-        idx = np.flatnonzero(covered)
-        src_flat = src.reshape(-1, 3)[idx]
-        seen = self._visible(src_flat[:, :2], src_flat[:, 2])
-        p = part.reshape(-1)[idx]
-        synthetic = ~seen & (p != SKIN)
-        if synthetic.any():
-            normals = _vertex_normals(screen * np.array([1, -1, -1], np.float32), self._triangles)
-            # camera-facing normal (x right, y up, z towards the camera)
-            n = interpolate(normals, self._triangles, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
-            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-6)
-            lambert = np.clip(n[:, 2], 0.0, 1.0)
-            depth = r.depth.reshape(-1)[idx]
-            lm = self._lip_depth(screen)
-            # light falls off inside the mouth: the deeper behind the lips, the darker
-            cavity = np.exp(-np.maximum(depth - lm, 0.0) / (1.5 * self.fit.scale))
-            lit = np.zeros((len(idx), 3), np.float32)
-            for q, a in ALBEDO.items():
-                lit[p == q] = self._eye_colours[q] if q in self._eye_colours else np.asarray(a) * self._light
-            mouth = np.isin(p, (SOCKET, GUMS, TEETH))
-            # newly uncovered eyeball sits in the shadow of the lid
-            shade = np.where(mouth, (0.3 + 0.7 * lambert) * (0.1 + 0.9 * cavity), 0.8)
-            flat = colour.reshape(-1, 3)
-            flat[idx[synthetic]] = (lit * shade[:, None])[synthetic]
-        rendered = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
-
-        # surroundings follow the face: warp the photo by the face's motion, extended smoothly
-        box = self.image[y0:y1, x0:x1]
-        gy, gx = np.mgrid[0:bh, 0:bw].astype(np.float32)
-        disp = np.zeros((bh, bw, 2), np.float32)
-        disp[..., 0] = np.where(covered, src[..., 0] - x0 - gx, 0)
-        disp[..., 1] = np.where(covered, src[..., 1] - y0 - gy, 0)
-        ext = _extend_displacement(disp, covered, sigma=0.12 * self.fit.iod_px)
-        coords = np.stack([gx + ext[..., 0] + x0, gy + ext[..., 1] + y0], axis=-1)
-        warped = sample_bilinear(self.image, np.ascontiguousarray(coords), threads=self.threads)
-        comp_box = np.where(covered[..., None], rendered, np.clip(warped + 0.5, 0, 255).astype(np.uint8))
-
+        r = rasterize(screen - np.array([x0, y0, 0], np.float32), self._triangles, bh, bw, threads=self.threads)
+        # the face: the photo where it showed the surface, shaded materials where it did not
+        sx0, sy0 = self._src_box[:2]
+        lip = float(screen[self._mesh.lip, 2].mean())
+        comp, disp, known = _core.transfer_face(
+            self.image, r.triangle_id, r.barycentrics, r.depth, self._triangles, self._part, self._source_screen,
+            screen, self._mesh.normal_triangles, self._src_raster.depth, (sx0, sy0), (x0, y0),
+            # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
+            0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, threads=self.threads)
+        # surroundings follow the face: the photo warped by the face's motion, extended smoothly
+        small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px)
+        surround = (self.image, r.triangle_id, (x0, y0), small, self._src_covered, (sx0 - x0, sy0 - y0))
+        region0 = _core.transfer_surround(*surround, comp, 0.3, threads=self.threads)
         # blend region: the union of the fitted and the deformed face, plus the warp's reach
-        x0s, y0s, x1s, y1s = self._src_box
-        src_cov = np.zeros((bh, bw), bool)
-        sy0, sx0 = y0s - y0, x0s - x0
-        src_cov[sy0:sy0 + (y1s - y0s), sx0:sx0 + (x1s - x0s)] = self._src_raster.triangle_id >= 0
-        moved = np.hypot(ext[..., 0], ext[..., 1]) > 0.3
-        region = covered | src_cov | moved
-        import cv2
+        region = cv2.dilate(region0, self._dilate_kernel)
+        region[[0, -1], :] = 0  # the blend needs a ring of fixed pixels inside the box
+        region[:, [0, -1]] = 0
+        # the composite matters inside the region only: the warped photo where dilation added to it
+        _core.transfer_ring(*surround, region0, region, comp, threads=self.threads)
+        return (x0, y0, x1, y1), comp, region, known
 
-        k = max(3, int(0.06 * self.fit.iod_px) | 1)
-        region = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
-        region[[0, -1], :] = False  # the blend needs a ring of fixed pixels inside the box
-        region[:, [0, -1]] = False
-
-        composite = self.image.copy()
-        composite[y0:y1, x0:x1] = np.where(region[..., None], comp_box, box)
-        mask = np.zeros((h, w), bool)
-        mask[y0:y1, x0:x1] = region
-        face = np.zeros((h, w), bool)
-        face[y0:y1, x0:x1] = covered
+    def _blend(self, box, comp, region) -> np.ndarray:
+        x0, y0, x1, y1 = box
         out = self.image.copy()
-        out[y0:y1, x0:x1] = poisson_blend(composite[y0:y1, x0:x1], box, region, threads=self.threads)
-        return RenderedTarget(image=out, composite=composite, mask=mask, face_mask=face, blendshapes=blendshapes)
-
-    def _lip_depth(self, screen: np.ndarray) -> float:
-        """Depth (pixels) of the mouth corners: the front of the mouth cavity."""
-        from .model import LANDMARK_VERTICES
-
-        return float(screen[LANDMARK_VERTICES[[48, 54, 51, 57]], 2].mean())
+        target = np.ascontiguousarray(self.image[y0:y1, x0:x1])
+        out[y0:y1, x0:x1] = poisson_blend(comp, target, region, threads=self.threads)
+        return out
 
 
-def _extend_displacement(disp: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
-    """Extend a displacement field known on ``known`` to its surroundings, decaying to zero
-    about ``sigma`` pixels away: a normalised Gaussian average of the known displacements,
-    faded by the distance from the known region. Computed at a quarter of the resolution
-    (the field is smooth) and kept exactly as given on ``known``."""
-    import cv2
-
+def _extension_small(disp: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
+    """The smooth extension of a displacement field known on ``known`` (1/0; ``disp`` is 0
+    elsewhere) to its surroundings, decaying to zero about ``sigma`` pixels away: a
+    normalised Gaussian average of the known displacements, faded by the distance from the
+    known region. Computed at a quarter of the resolution (the field is smooth); the caller
+    upsamples it bilinearly (as cv2.resize INTER_LINEAR) and keeps ``disp`` on ``known``."""
     h, w = known.shape
     f = 4 if min(h, w) >= 64 else 1
     sh, sw = max(1, h // f), max(1, w // f)
-    k = cv2.resize(known.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
-    d = cv2.resize(disp * known[..., None], (sw, sh), interpolation=cv2.INTER_AREA)
+    k = cv2.resize(known, (sw, sh), interpolation=cv2.INTER_AREA)
+    d = cv2.resize(disp, (sw, sh), interpolation=cv2.INTER_AREA)
     s = max(sigma / f, 1.0)
     num = cv2.GaussianBlur(d, (0, 0), s)
     den = cv2.GaussianBlur(k, (0, 0), s)
     avg = num / np.maximum(den, 1e-6)[..., None]
     dist = cv2.distanceTransform((k < 0.5).astype(np.uint8), cv2.DIST_L2, 3)
     fade = np.exp(-((dist / s) ** 2))
-    small = avg * (fade * (den > 1e-4))[..., None]
-    ext = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.where(known[..., None], disp, ext).astype(np.float32)
+    return np.ascontiguousarray(avg * (fade * (den > 1e-4))[..., None], dtype=np.float32)
 
 
 def synthesize(image, expression: str | None = None, intensity: float = 1.0, aus: Mapping[str, float] | None = None,

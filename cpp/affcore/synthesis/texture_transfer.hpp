@@ -1,0 +1,358 @@
+// Fused per-pixel passes of expression synthesis (python/affcore/synthesis.py): the fast
+// path of Synthesizer.render. They do, in one sweep over the target's bounding box, what
+// the reference implementation does with rasterize/interpolate/sample_bilinear and a dozen
+// numpy passes, with the same conventions and the same maths:
+//
+//  transfer_face     for each pixel covered by the deformed face: the surface point's
+//                    position and depth in the photo (interpolated per-vertex source
+//                    screen positions), a visibility test against the photo's depth buffer,
+//                    the photo's colour there (bilinear), or, for surface the photo never
+//                    showed (mouth interior, eyeball), a shaded material colour; also the
+//                    displacement field (photo position - pixel) that the surroundings
+//                    follow.
+//  transfer_surround for every other pixel of the box: the smooth extension of that
+//                    displacement (given at reduced resolution, upsampled bilinearly here
+//                    as cv2.resize INTER_LINEAR does), the blend region before dilation
+//                    (covered | fitted face | moved) and, in it, the photo sampled there.
+//  transfer_ring     the same samples at the pixels that dilating the region added (the
+//                    composite is needed inside the region only).
+//  deform_project    screen = project(base + sum_k w_k basis_k), skipping zero weights.
+//
+// Every output element is written by exactly one worker and depends on no other output,
+// so results are bit-identical for any thread count.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "affcore/render/parallel.hpp"
+
+namespace affcore::synthesis {
+
+// Parts of the face mesh (synthesis.py: SKIN, SOCKET, GUMS, TEETH, SCLERA, IRIS, EYE_SOCKET).
+enum Part : std::int8_t { kSkin = 0, kSocket = 1, kGums = 2, kTeeth = 3, kSclera = 4, kIris = 5, kEyeSocket = 6 };
+constexpr int kNumParts = 7;
+
+struct Photo {
+    const std::uint8_t* rgb = nullptr;  // height x width x 3
+    int height = 0, width = 0;
+};
+
+// Bilinear lookup with edge clamping, exactly as render::sample_bilinear (uint8, 3 channels).
+inline void sample_rgb(const Photo& im, float x, float y, float out[3]) {
+    if (std::isnan(x) || std::isnan(y)) {
+        out[0] = out[1] = out[2] = 0.0f;
+        return;
+    }
+    const float xmax = static_cast<float>(im.width - 1), ymax = static_cast<float>(im.height - 1);
+    x = std::min(std::max(x, 0.0f), xmax);
+    y = std::min(std::max(y, 0.0f), ymax);
+    const int x0 = static_cast<int>(x), y0 = static_cast<int>(y);
+    const int x1 = std::min(x0 + 1, im.width - 1), y1 = std::min(y0 + 1, im.height - 1);
+    const float fx = x - static_cast<float>(x0), fy = y - static_cast<float>(y0);
+    const std::size_t stride = static_cast<std::size_t>(im.width) * 3;
+    const std::uint8_t* r0 = im.rgb + static_cast<std::size_t>(y0) * stride;
+    const std::uint8_t* r1 = im.rgb + static_cast<std::size_t>(y1) * stride;
+    const std::size_t c0 = static_cast<std::size_t>(x0) * 3, c1 = static_cast<std::size_t>(x1) * 3;
+    for (int c = 0; c < 3; ++c) {
+        const float top = static_cast<float>(r0[c0 + c]) + fx * (static_cast<float>(r0[c1 + c]) - static_cast<float>(r0[c0 + c]));
+        const float bot = static_cast<float>(r1[c0 + c]) + fx * (static_cast<float>(r1[c1 + c]) - static_cast<float>(r1[c0 + c]));
+        out[c] = top + fy * (bot - top);
+    }
+}
+
+// np.clip(v + 0.5, 0, 255).astype(np.uint8)
+inline std::uint8_t to_u8(float v) {
+    v = std::min(std::max(v + 0.5f, 0.0f), 255.0f);
+    return static_cast<std::uint8_t>(v);
+}
+
+struct FaceInputs {
+    Photo photo;
+    int box_x0 = 0, box_y0 = 0, box_h = 0, box_w = 0;
+    // target raster over the box (rasterize() of the target screen minus the box origin)
+    const std::int32_t* triangle_id = nullptr;
+    const float* barycentrics = nullptr;
+    const float* depth = nullptr;
+    const std::int32_t* triangles = nullptr;  // T x 3
+    const std::int8_t* part = nullptr;        // T
+    std::size_t num_vertices = 0;
+    const float* source_screen = nullptr;  // V x 3: photo position (x, y) and depth under the fit
+    const float* target_screen = nullptr;  // V x 3: the deformed face on screen (for normals)
+    // Triangles (indices into `triangles`) whose vertices need normals: those of parts
+    // other than skin. Normals are area-weighted over these triangles only, which equals
+    // the normal over all triangles for vertices used by no skin triangle.
+    const std::int32_t* normal_triangles = nullptr;
+    std::size_t num_normal_triangles = 0;
+    // the photo's depth buffer of the fitted face, over its own box
+    const float* src_depth = nullptr;
+    int src_x0 = 0, src_y0 = 0, src_h = 0, src_w = 0;
+    float depth_slack = 0.0f;  // a surface point is visible when depth <= front + slack
+    float lip_depth = 0.0f;    // front of the mouth cavity
+    float cavity_scale = 1.0f; // light falls off as exp(-(depth - lip) / cavity_scale)
+    const float* lit = nullptr;  // kNumParts x 3: lit colour of each part's material
+};
+
+struct FaceOutputs {
+    std::uint8_t* composite = nullptr;  // box_h x box_w x 3: written at covered pixels only
+    float* displacement = nullptr;      // box_h x box_w x 2: photo position - pixel; 0 off the face
+    float* known = nullptr;             // box_h x box_w: 1 where covered, else 0
+};
+
+// Vertex normals of the deformed face in a camera frame (x right, y up, z to the camera),
+// area-weighted, unit length, for the vertices of `normal_triangles` (others stay 0).
+inline void part_vertex_normals(const FaceInputs& in, std::vector<float>& normals) {
+    std::vector<double> acc(in.num_vertices * 3, 0.0);
+    for (std::size_t k = 0; k < in.num_normal_triangles; ++k) {
+        const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(in.normal_triangles[k]);
+        float v[3][3];
+        for (int a = 0; a < 3; ++a) {
+            const float* s = in.target_screen + 3 * static_cast<std::size_t>(tri[a]);
+            v[a][0] = s[0];
+            v[a][1] = -s[1];
+            v[a][2] = -s[2];
+        }
+        const float e1[3] = {v[1][0] - v[0][0], v[1][1] - v[0][1], v[1][2] - v[0][2]};
+        const float e2[3] = {v[2][0] - v[0][0], v[2][1] - v[0][1], v[2][2] - v[0][2]};
+        const float fn[3] = {e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2], e1[0] * e2[1] - e1[1] * e2[0]};
+        for (int a = 0; a < 3; ++a)
+            for (int c = 0; c < 3; ++c) acc[3 * static_cast<std::size_t>(tri[a]) + c] += fn[c];
+    }
+    normals.assign(in.num_vertices * 3, 0.0f);
+    for (std::size_t i = 0; i < in.num_vertices; ++i) {
+        const double* a = acc.data() + 3 * i;
+        const double len = std::max(std::sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]), 1e-12);
+        for (int c = 0; c < 3; ++c) normals[3 * i + c] = static_cast<float>(a[c] / len);
+    }
+}
+
+inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
+    std::vector<float> normals;
+    if (in.num_normal_triangles > 0) part_vertex_normals(in, normals);
+    const int W = in.box_w;
+    const float fx0 = static_cast<float>(in.box_x0), fy0 = static_cast<float>(in.box_y0);
+    render::parallel_ranges(static_cast<std::size_t>(in.box_h), std::max(1u, threads),
+                            [&](std::size_t r0, std::size_t r1, unsigned) {
+        for (std::size_t row = r0; row < r1; ++row) {
+            for (int col = 0; col < W; ++col) {
+                const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
+                const std::int32_t t = in.triangle_id[i];
+                float* disp = out.displacement + 2 * i;
+                if (t < 0) {
+                    disp[0] = disp[1] = 0.0f;
+                    out.known[i] = 0.0f;
+                    continue;
+                }
+                out.known[i] = 1.0f;
+                const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
+                const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1], b0 = 1.0f - b1 - b2;
+                const float* a0 = in.source_screen + 3 * static_cast<std::size_t>(tri[0]);
+                const float* a1 = in.source_screen + 3 * static_cast<std::size_t>(tri[1]);
+                const float* a2 = in.source_screen + 3 * static_cast<std::size_t>(tri[2]);
+                const float sx = b0 * a0[0] + b1 * a1[0] + b2 * a2[0];
+                const float sy = b0 * a0[1] + b1 * a1[1] + b2 * a2[1];
+                const float sz = b0 * a0[2] + b1 * a1[2] + b2 * a2[2];
+                disp[0] = (sx - fx0) - static_cast<float>(col);
+                disp[1] = (sy - fy0) - static_cast<float>(row);
+                const int p = in.part[t];
+                float colour[3];
+                bool synthetic = false;
+                if (p != kSkin) {
+                    // visibility in the photo: nearest pixel centre of its depth buffer
+                    const long ix = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sx)) - in.src_x0, 0), in.src_w - 1);
+                    const long iy = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sy)) - in.src_y0, 0), in.src_h - 1);
+                    const float front = in.src_depth[static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.src_w) + static_cast<std::size_t>(ix)];
+                    synthetic = !(sz <= front + in.depth_slack);
+                }
+                if (!synthetic) {
+                    sample_rgb(in.photo, sx, sy, colour);
+                } else {
+                    const float* n0 = normals.data() + 3 * static_cast<std::size_t>(tri[0]);
+                    const float* n1 = normals.data() + 3 * static_cast<std::size_t>(tri[1]);
+                    const float* n2 = normals.data() + 3 * static_cast<std::size_t>(tri[2]);
+                    float n[3];
+                    for (int c = 0; c < 3; ++c) n[c] = b0 * n0[c] + b1 * n1[c] + b2 * n2[c];
+                    const float len = std::max(std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), 1e-6f);
+                    const float lambert = std::min(std::max(n[2] / len, 0.0f), 1.0f);
+                    float shade = 0.8f;  // uncovered eyeball: in the lid's shadow
+                    if (p == kSocket || p == kGums || p == kTeeth) {
+                        const float cavity = std::exp(-std::max(in.depth[i] - in.lip_depth, 0.0f) / in.cavity_scale);
+                        shade = (0.3f + 0.7f * lambert) * (0.1f + 0.9f * cavity);
+                    }
+                    const float* lit = in.lit + 3 * p;
+                    for (int c = 0; c < 3; ++c) colour[c] = lit[c] * shade;
+                }
+                std::uint8_t* o = out.composite + 3 * i;
+                for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
+            }
+        }
+    });
+}
+
+struct SurroundInputs {
+    Photo photo;
+    int box_x0 = 0, box_y0 = 0, box_h = 0, box_w = 0;
+    const std::int32_t* triangle_id = nullptr;  // box_h x box_w: the target raster
+    // the displacement extension at reduced resolution (small_h x small_w x 2), upsampled
+    // to the box as cv2.resize(INTER_LINEAR) does (half-pixel centres, edge clamping)
+    const float* small = nullptr;
+    int small_h = 0, small_w = 0;
+    // coverage of the fitted face in the photo (src_h x src_w, nonzero = covered) and where
+    // its box lies in the target box
+    const std::uint8_t* src_covered = nullptr;
+    int src_off_x = 0, src_off_y = 0, src_h = 0, src_w = 0;
+    float moved_threshold = 0.3f;  // surroundings moved by more than this (px) join the region
+};
+
+struct SurroundOutputs {
+    std::uint8_t* composite = nullptr;  // box_h x box_w x 3: written where not covered, in the region
+    std::uint8_t* region = nullptr;     // box_h x box_w: covered | fitted face | moved
+};
+
+// cv2.resize INTER_LINEAR source index and weight for destination index d.
+struct Tap {
+    int i0 = 0, i1 = 0;
+    float f = 0.0f;
+};
+inline std::vector<Tap> linear_taps(int dst, int src) {
+    std::vector<Tap> taps(static_cast<std::size_t>(dst));
+    const double scale = static_cast<double>(src) / dst;
+    for (int d = 0; d < dst; ++d) {
+        const float fx = static_cast<float>((d + 0.5) * scale - 0.5);
+        int s = static_cast<int>(std::floor(fx));
+        float f = fx - static_cast<float>(s);
+        Tap t;
+        if (s < 0) {
+            s = 0;
+            f = 0.0f;
+        }
+        if (s >= src - 1) {
+            s = src - 1;
+            f = 0.0f;
+        }
+        t.i0 = s;
+        t.i1 = std::min(s + 1, src - 1);
+        t.f = f;
+        taps[static_cast<std::size_t>(d)] = t;
+    }
+    return taps;
+}
+
+// The displacement extension upsampled at (row, col), as cv2.resize(INTER_LINEAR).
+struct Upsampler {
+    const SurroundInputs& in;
+    std::vector<Tap> tx, ty;
+    explicit Upsampler(const SurroundInputs& in_)
+        : in(in_), tx(linear_taps(in_.box_w, in_.small_w)), ty(linear_taps(in_.box_h, in_.small_h)) {}
+    void at(std::size_t row, int col, float e[2]) const {
+        const Tap& yt = ty[row];
+        const Tap& xt = tx[static_cast<std::size_t>(col)];
+        const float* s0 = in.small + static_cast<std::size_t>(yt.i0) * in.small_w * 2;
+        const float* s1 = in.small + static_cast<std::size_t>(yt.i1) * in.small_w * 2;
+        for (int c = 0; c < 2; ++c) {
+            const float top = s0[2 * xt.i0 + c] + xt.f * (s0[2 * xt.i1 + c] - s0[2 * xt.i0 + c]);
+            const float bot = s1[2 * xt.i0 + c] + xt.f * (s1[2 * xt.i1 + c] - s1[2 * xt.i0 + c]);
+            e[c] = top + yt.f * (bot - top);
+        }
+    }
+    // the photo warped by the extension, at (row, col) of the box
+    void warped(std::size_t row, int col, const float e[2], std::uint8_t* o) const {
+        float colour[3];
+        sample_rgb(in.photo, (static_cast<float>(col) + e[0]) + static_cast<float>(in.box_x0),
+                   (static_cast<float>(row) + e[1]) + static_cast<float>(in.box_y0), colour);
+        for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
+    }
+};
+
+// The undilated blend region (covered | fitted face | moved) and, inside it, the warped
+// surroundings at the pixels the face does not cover.
+inline void transfer_surround(const SurroundInputs& in, const SurroundOutputs& out, unsigned threads) {
+    const int W = in.box_w;
+    const Upsampler up(in);
+    const float thr2 = in.moved_threshold * in.moved_threshold;
+    render::parallel_ranges(static_cast<std::size_t>(in.box_h), std::max(1u, threads),
+                            [&](std::size_t r0, std::size_t r1, unsigned) {
+        for (std::size_t row = r0; row < r1; ++row) {
+            const long sr = static_cast<long>(row) - in.src_off_y;
+            const bool src_row = sr >= 0 && sr < in.src_h;
+            for (int col = 0; col < W; ++col) {
+                const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
+                if (in.triangle_id[i] >= 0) {
+                    out.region[i] = 1;
+                    continue;
+                }
+                bool reg = false;
+                if (src_row) {
+                    const long sc = static_cast<long>(col) - in.src_off_x;
+                    reg = sc >= 0 && sc < in.src_w && in.src_covered[static_cast<std::size_t>(sr) * in.src_w + sc] != 0;
+                }
+                float e[2];
+                up.at(row, col, e);
+                reg = reg || e[0] * e[0] + e[1] * e[1] > thr2;
+                out.region[i] = reg ? 1 : 0;
+                if (reg) up.warped(row, col, e, out.composite + 3 * i);
+            }
+        }
+    });
+}
+
+// After dilating the region: the warped surroundings at the pixels the dilation added
+// (region set, region0 not; covered pixels are always in region0).
+inline void transfer_ring(const SurroundInputs& in, const std::uint8_t* region0, const std::uint8_t* region,
+                          std::uint8_t* composite, unsigned threads) {
+    const int W = in.box_w;
+    const Upsampler up(in);
+    render::parallel_ranges(static_cast<std::size_t>(in.box_h), std::max(1u, threads),
+                            [&](std::size_t r0, std::size_t r1, unsigned) {
+        for (std::size_t row = r0; row < r1; ++row) {
+            for (int col = 0; col < W; ++col) {
+                const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
+                if (!region[i] || region0[i]) continue;
+                float e[2];
+                up.at(row, col, e);
+                up.warped(row, col, e, composite + 3 * i);
+            }
+        }
+    });
+}
+
+// screen[n] = project(base[n] + sum_k weights[k] * basis[k][n]) for n < N, where
+// project(X) = (s (R X)_x + tx, -s (R X)_y + ty, -s (R X)_z). basis: K x N x 3.
+// Zero weights are skipped (targets use few blendshapes).
+inline void deform_project(const float* base, const float* basis, const double* weights, std::size_t K,
+                           std::size_t N, const double* R, double s, double tx, double ty, float* screen,
+                           unsigned threads) {
+    std::vector<std::size_t> active;
+    std::vector<float> w;
+    for (std::size_t k = 0; k < K; ++k)
+        if (weights[k] != 0.0) {
+            active.push_back(k);
+            w.push_back(static_cast<float>(weights[k]));
+        }
+    render::parallel_ranges(N, std::max(1u, threads), [&](std::size_t a, std::size_t b, unsigned) {
+        constexpr std::size_t kChunk = 512;
+        float buf[3 * kChunk];
+        for (std::size_t c0 = a; c0 < b; c0 += kChunk) {
+            const std::size_t c1 = std::min(b, c0 + kChunk), n = 3 * (c1 - c0);
+            std::copy(base + 3 * c0, base + 3 * c1, buf);
+            for (std::size_t j = 0; j < active.size(); ++j) {
+                const float wk = w[j];
+                const float* bk = basis + active[j] * N * 3 + 3 * c0;
+                for (std::size_t e = 0; e < n; ++e) buf[e] += wk * bk[e];
+            }
+            for (std::size_t v = c0; v < c1; ++v) {
+                const float* x = buf + 3 * (v - c0);
+                const double y0 = R[0] * x[0] + R[1] * x[1] + R[2] * x[2];
+                const double y1 = R[3] * x[0] + R[4] * x[1] + R[5] * x[2];
+                const double y2 = R[6] * x[0] + R[7] * x[1] + R[8] * x[2];
+                screen[3 * v] = static_cast<float>(s * y0 + tx);
+                screen[3 * v + 1] = static_cast<float>(-s * y1 + ty);
+                screen[3 * v + 2] = static_cast<float>(-s * y2);
+            }
+        }
+    });
+}
+
+}  // namespace affcore::synthesis

@@ -1,0 +1,241 @@
+// Bindings for the fused synthesis passes (cpp/affcore/synthesis/). Everything is validated
+// here with the GIL held (dtypes, shapes, index ranges, finiteness where a value reaches a
+// float->int conversion); the passes then run with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "affcore/render/parallel.hpp"
+#include "affcore/synthesis/texture_transfer.hpp"
+#include "bindings.hpp"
+#include "checks.hpp"
+
+namespace affcore::bindings {
+
+namespace {
+
+unsigned threads_of(int threads) {
+    if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = all hardware threads), got " + std::to_string(threads));
+    return render::resolve_threads(threads);
+}
+
+carray<std::uint8_t> require_photo(const py::handle& obj) {
+    auto a = require_array<std::uint8_t>(obj, "image");
+    if (a.ndim() != 3 || a.shape(2) != 3 || a.shape(0) < 1 || a.shape(1) < 1 || a.shape(0) > 32768 || a.shape(1) > 32768)
+        throw py::value_error("image: expected shape (H, W, 3) with 1 <= H, W <= 32768, got " + shape_string(a));
+    return a;
+}
+
+std::pair<int, int> require_xy(const py::tuple& t, const char* name) {
+    if (t.size() != 2) throw py::value_error(std::string(name) + ": expected (x, y)");
+    return {t[0].cast<int>(), t[1].cast<int>()};
+}
+
+py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, const py::object& bary_obj,
+                        const py::object& depth_obj, const py::object& tris_obj, const py::object& part_obj,
+                        const py::object& source_obj, const py::object& target_obj, const py::object& normal_tris_obj,
+                        const py::object& src_depth_obj, const py::tuple& src_origin, const py::tuple& box_origin,
+                        float depth_slack, float lip_depth, float cavity_scale, const py::object& lit_obj, int threads) {
+    auto image = require_photo(image_obj);
+    auto source = require_array<float>(source_obj, "source_screen");
+    require_shape(source, {-1, 3}, "source_screen");
+    require_finite(source, "source_screen");
+    const py::ssize_t V = source.shape(0);
+    auto target = require_array<float>(target_obj, "target_screen");
+    require_shape(target, {V, 3}, "target_screen");
+    auto tris = require_array<std::int32_t>(tris_obj, "triangles");
+    require_shape(tris, {-1, 3}, "triangles");
+    require_indices(tris, V, "triangles");
+    const py::ssize_t T = tris.shape(0);
+    auto part = require_array<std::int8_t>(part_obj, "part");
+    require_shape(part, {T}, "part");
+    require_indices(part, synthesis::kNumParts, "part");
+    auto ntris = require_array<std::int32_t>(normal_tris_obj, "normal_triangles");
+    require_shape(ntris, {-1}, "normal_triangles");
+    require_indices(ntris, T, "normal_triangles");
+    auto tid = require_array<std::int32_t>(tid_obj, "triangle_id");
+    require_shape(tid, {-1, -1}, "triangle_id");
+    const py::ssize_t H = tid.shape(0), W = tid.shape(1);
+    require_indices(tid, T, "triangle_id", /*allow_minus_one=*/true);
+    auto bary = require_array<float>(bary_obj, "barycentrics");
+    require_shape(bary, {H, W, 2}, "barycentrics");
+    auto depth = require_array<float>(depth_obj, "depth");
+    require_shape(depth, {H, W}, "depth");
+    auto src_depth = require_array<float>(src_depth_obj, "src_depth");
+    require_shape(src_depth, {-1, -1}, "src_depth");
+    if (src_depth.shape(0) < 1 || src_depth.shape(1) < 1) throw py::value_error("src_depth: must not be empty");
+    auto lit = require_array<float>(lit_obj, "lit");
+    require_shape(lit, {synthesis::kNumParts, 3}, "lit");
+    require_finite(lit, "lit");
+    if (!(cavity_scale > 0.0f)) throw py::value_error("cavity_scale: must be > 0");
+    const unsigned nthreads = threads_of(threads);
+
+    synthesis::FaceInputs in;
+    in.photo = {image.data(), static_cast<int>(image.shape(0)), static_cast<int>(image.shape(1))};
+    std::tie(in.box_x0, in.box_y0) = require_xy(box_origin, "box_origin");
+    in.box_h = static_cast<int>(H);
+    in.box_w = static_cast<int>(W);
+    in.triangle_id = tid.data();
+    in.barycentrics = bary.data();
+    in.depth = depth.data();
+    in.triangles = tris.data();
+    in.part = part.data();
+    in.num_vertices = static_cast<std::size_t>(V);
+    in.source_screen = source.data();
+    in.target_screen = target.data();
+    in.normal_triangles = ntris.data();
+    in.num_normal_triangles = static_cast<std::size_t>(ntris.shape(0));
+    in.src_depth = src_depth.data();
+    std::tie(in.src_x0, in.src_y0) = require_xy(src_origin, "src_origin");
+    in.src_h = static_cast<int>(src_depth.shape(0));
+    in.src_w = static_cast<int>(src_depth.shape(1));
+    in.depth_slack = depth_slack;
+    in.lip_depth = lip_depth;
+    in.cavity_scale = cavity_scale;
+    in.lit = lit.data();
+
+    carray<std::uint8_t> comp({H, W, py::ssize_t(3)});
+    carray<float> disp({H, W, py::ssize_t(2)});
+    carray<float> known({H, W});
+    synthesis::FaceOutputs out{comp.mutable_data(), disp.mutable_data(), known.mutable_data()};
+    {
+        py::gil_scoped_release release;
+        synthesis::transfer_face(in, out, nthreads);
+    }
+    return py::make_tuple(comp, disp, known);
+}
+
+py::array require_inplace_u8(const py::object& obj, std::initializer_list<py::ssize_t> shape, const char* name) {
+    if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + ": expected a numpy array");
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<std::uint8_t>()) || !(a.flags() & py::array::c_style) || !a.writeable())
+        throw py::type_error(std::string(name) + ": expected a writeable C-contiguous uint8 array");
+    require_shape(a, shape, name);
+    return a;
+}
+
+// Checks shared by transfer_surround and transfer_ring; fills `in` (arrays kept alive by `keep`).
+void surround_inputs(const py::object& image_obj, const py::object& tid_obj, const py::tuple& box_origin,
+                     const py::object& small_obj, const py::object& src_cov_obj, const py::tuple& src_offset,
+                     synthesis::SurroundInputs& in, std::vector<py::array>& keep) {
+    auto image = require_photo(image_obj);
+    auto tid = require_array<std::int32_t>(tid_obj, "triangle_id");
+    require_shape(tid, {-1, -1}, "triangle_id");
+    auto small = require_array<float>(small_obj, "small");
+    require_shape(small, {-1, -1, 2}, "small");
+    if (small.shape(0) < 1 || small.shape(1) < 1) throw py::value_error("small: must not be empty");
+    auto src_cov = require_array<std::uint8_t>(src_cov_obj, "src_covered");
+    require_shape(src_cov, {-1, -1}, "src_covered");
+    in.photo = {image.data(), static_cast<int>(image.shape(0)), static_cast<int>(image.shape(1))};
+    std::tie(in.box_x0, in.box_y0) = require_xy(box_origin, "box_origin");
+    in.box_h = static_cast<int>(tid.shape(0));
+    in.box_w = static_cast<int>(tid.shape(1));
+    in.triangle_id = tid.data();
+    in.small = small.data();
+    in.small_h = static_cast<int>(small.shape(0));
+    in.small_w = static_cast<int>(small.shape(1));
+    in.src_covered = src_cov.data();
+    std::tie(in.src_off_x, in.src_off_y) = require_xy(src_offset, "src_offset");
+    in.src_h = static_cast<int>(src_cov.shape(0));
+    in.src_w = static_cast<int>(src_cov.shape(1));
+    keep = {image, tid, small, src_cov};
+}
+
+void transfer_ring(const py::object& image_obj, const py::object& tid_obj, const py::tuple& box_origin,
+                   const py::object& small_obj, const py::object& src_cov_obj, const py::tuple& src_offset,
+                   const py::object& region0_obj, const py::object& region_obj, const py::object& comp_obj,
+                   int threads) {
+    synthesis::SurroundInputs in;
+    std::vector<py::array> keep;
+    surround_inputs(image_obj, tid_obj, box_origin, small_obj, src_cov_obj, src_offset, in, keep);
+    const py::ssize_t H = in.box_h, W = in.box_w;
+    auto region0 = require_array<std::uint8_t>(region0_obj, "region0");
+    require_shape(region0, {H, W}, "region0");
+    auto region = require_array<std::uint8_t>(region_obj, "region");
+    require_shape(region, {H, W}, "region");
+    auto comp = require_inplace_u8(comp_obj, {H, W, 3}, "composite");
+    const unsigned nthreads = threads_of(threads);
+    const std::uint8_t* r0 = region0.data();
+    const std::uint8_t* r1 = region.data();
+    auto* cp = static_cast<std::uint8_t*>(comp.mutable_data());
+    py::gil_scoped_release release;
+    synthesis::transfer_ring(in, r0, r1, cp, nthreads);
+}
+
+carray<std::uint8_t> transfer_surround(const py::object& image_obj, const py::object& tid_obj,
+                                       const py::tuple& box_origin, const py::object& small_obj,
+                                       const py::object& src_cov_obj, const py::tuple& src_offset,
+                                       const py::object& comp_obj, float moved_threshold, int threads) {
+    synthesis::SurroundInputs in;
+    std::vector<py::array> keep;
+    surround_inputs(image_obj, tid_obj, box_origin, small_obj, src_cov_obj, src_offset, in, keep);
+    const py::ssize_t H = in.box_h, W = in.box_w;
+    auto comp = require_inplace_u8(comp_obj, {H, W, 3}, "composite");
+    const unsigned nthreads = threads_of(threads);
+    in.moved_threshold = moved_threshold;
+    carray<std::uint8_t> region({H, W});
+    synthesis::SurroundOutputs out{static_cast<std::uint8_t*>(comp.mutable_data()), region.mutable_data()};
+    {
+        py::gil_scoped_release release;
+        synthesis::transfer_surround(in, out, nthreads);
+    }
+    return region;
+}
+
+carray<float> deform_project(const py::object& base_obj, const py::object& basis_obj, const py::object& weights_obj,
+                             const py::object& rotation_obj, double scale, const py::object& translation_obj,
+                             int threads) {
+    auto base = require_array<float>(base_obj, "base");
+    require_shape(base, {-1, 3}, "base");
+    const py::ssize_t N = base.shape(0);
+    auto basis = require_array<float>(basis_obj, "basis");
+    require_shape(basis, {-1, N, 3}, "basis");
+    const py::ssize_t K = basis.shape(0);
+    auto weights = require_array<double>(weights_obj, "weights");
+    require_shape(weights, {K}, "weights");
+    require_finite(weights, "weights");
+    auto R = require_array<double>(rotation_obj, "rotation");
+    require_shape(R, {3, 3}, "rotation");
+    auto t = require_array<double>(translation_obj, "translation");
+    require_shape(t, {2}, "translation");
+    const unsigned nthreads = threads_of(threads);
+    carray<float> out({N, py::ssize_t(3)});
+    const float* bp = base.data();
+    const float* kp = basis.data();
+    const double* wp = weights.data();
+    const double* rp = R.data();
+    const double tx = t.data()[0], ty = t.data()[1];
+    float* op = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        synthesis::deform_project(bp, kp, wp, static_cast<std::size_t>(K), static_cast<std::size_t>(N), rp, scale, tx, ty,
+                                  op, nthreads);
+    }
+    return out;
+}
+
+}  // namespace
+
+void bind_synthesis(pybind11::module_& m) {
+    using namespace pybind11::literals;
+    m.def("transfer_face", &transfer_face, "image"_a, "triangle_id"_a, "barycentrics"_a, "depth"_a, "triangles"_a,
+          "part"_a, "source_screen"_a, "target_screen"_a, "normal_triangles"_a, "src_depth"_a, "src_origin"_a,
+          "box_origin"_a, "depth_slack"_a, "lip_depth"_a, "cavity_scale"_a, "lit"_a, "threads"_a = 0,
+          "Fused texture transfer over the deformed face's pixels: (composite, displacement, known). "
+          "See affcore.synthesis.");
+    m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
+          "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
+          "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");
+    m.def("transfer_ring", &transfer_ring, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a, "src_covered"_a,
+          "src_offset"_a, "region0"_a, "region"_a, "composite"_a, "threads"_a = 0,
+          "Warped surroundings into `composite` (in place) where `region` is set and `region0` is not.");
+    m.def("deform_project", &deform_project, "base"_a, "basis"_a, "weights"_a, "rotation"_a, "scale"_a,
+          "translation"_a, "threads"_a = 0, "Screen positions of base + weights @ basis under a scaled-orthographic camera.");
+}
+
+}  // namespace affcore::bindings

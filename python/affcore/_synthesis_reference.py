@@ -1,0 +1,361 @@
+"""The original, all-numpy implementation of :class:`affcore.synthesis.Synthesizer`, kept
+as the reference the fused C++ fast path is tested against (tests/test_synthesis.py) and
+for profiling comparisons. Not part of the public API; do not use it for rendering.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import numpy as np
+
+from . import affect
+from .blend import poisson_blend
+from .fitting import FitResult, fit
+from .images import as_rgb8
+from .landmarks import validate_landmarks
+from .model import FaceModel, load_model
+from .render import interpolate, rasterize, sample_bilinear
+
+# Parts of the ICT mesh, by vertex range (ICT-FaceKit's README).
+SKIN, SOCKET, GUMS, TEETH, SCLERA, IRIS, EYE_SOCKET = range(7)
+_PART_NAMES = ("skin", "mouth socket", "gums and tongue", "teeth", "sclera", "iris", "eye socket")
+_FACE_END = 9409
+_RANGES = {SOCKET: (11248, 13294), EYE_SOCKET: (13294, 14062), GUMS: (14062, 17039), TEETH: (17039, 21451)}
+_EYEBALLS = (21451, 24591)
+
+# Diffuse albedo (linear-ish RGB in [0, 1]) of what the photo never shows. Relative to skin
+# of albedo SKIN_ALBEDO: the photo's own skin brightness sets the overall scale.
+SKIN_ALBEDO = 0.55
+ALBEDO = {
+    SOCKET: (0.30, 0.07, 0.07),
+    EYE_SOCKET: (0.10, 0.05, 0.05),
+    GUMS: (0.72, 0.30, 0.30),
+    TEETH: (0.92, 0.88, 0.80),
+    SCLERA: (0.86, 0.82, 0.80),
+    IRIS: (0.25, 0.17, 0.12),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderedTarget:
+    """One synthesized face and the buffers behind it."""
+
+    image: np.ndarray         # (H, W, 3) uint8: the photo with the new expression
+    composite: np.ndarray     # (H, W, 3) uint8: rendered face + warped surroundings, before blending
+    mask: np.ndarray          # (H, W) bool: pixels the blend may change
+    face_mask: np.ndarray     # (H, W) bool: pixels covered by the deformed face
+    blendshapes: np.ndarray   # (E,) the target weights
+
+
+def _face_triangles(model: FaceModel):
+    """Triangles worth rendering (front face skin, mouth interior, eyes) and their part."""
+    tris = model.triangles
+    lo, hi = tris.min(axis=1), tris.max(axis=1)
+    part = np.full(len(tris), -1, dtype=np.int8)
+    part[hi < _FACE_END] = SKIN
+    for p, (a, b) in _RANGES.items():
+        part[(lo >= a) & (hi < b)] = p
+    eyes = (lo >= _EYEBALLS[0]) & (hi < _EYEBALLS[1])
+    if model.triangle_material is not None:
+        names = model.material_names
+        iris = np.isin(model.triangle_material, [names.index(n) for n in ("M_IrisLeft", "M_IrisRight") if n in names])
+        part[eyes & iris] = IRIS
+        part[eyes & ~iris] = SCLERA
+    else:
+        part[eyes] = SCLERA
+    keep = part >= 0
+    return np.ascontiguousarray(tris[keep]), part[keep]
+
+
+def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals (V, 3), unit length (zero for unused vertices)."""
+    v0, v1, v2 = (vertices[triangles[:, k]] for k in range(3))
+    fn = np.cross(v1 - v0, v2 - v0)
+    n = np.zeros_like(vertices)
+    for k in range(3):
+        for c in range(3):
+            n[:, c] += np.bincount(triangles[:, k], weights=fn[:, c], minlength=len(vertices))
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return (n / np.maximum(length, 1e-12)).astype(np.float32)
+
+
+class ReferenceSynthesizer:
+    """Fit a face once, then render it with any number of target expressions.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 RGB photo of a (preferably neutral, frontal) face. Grey, RGBA
+        and 16-bit images are converted.
+    landmarks : (68, 2) iBUG landmarks in pixels; detected with dlib when omitted.
+    model : the face model; default :func:`affcore.load_model`.
+    fit_result : an existing fit of this image, to skip fitting.
+    keep_resting_face : how a target meets the expression fitted to the photo. True
+        (default): each blendshape becomes the larger of the target's and the fitted
+        weight, so what a neutral face shows at rest (lid shape, a pressed mouth) stays and
+        a target never adds to a smile already there (no double smile); the target
+        "neutral" reproduces the photo. False: the target replaces the fitted weights
+        outright (pure transfer; "neutral" then removes the photo's own expression).
+    threads : C++ worker threads for rendering and blending (0 = all cores).
+
+    Examples
+    --------
+    >>> s = Synthesizer(photo)
+    >>> happy = s.render(expression="happiness", intensity=0.8)
+    >>> custom = s.render(aus={"AU12": 0.8, "AU6": 0.5})
+    """
+
+    def __init__(self, image, landmarks=None, model: FaceModel | None = None, fit_result: FitResult | None = None,
+                 keep_resting_face: bool = True, threads: int = 0):
+        self.image = as_rgb8(image)
+        self.model = model if model is not None else load_model()
+        if fit_result is None:
+            lm = None if landmarks is None else validate_landmarks(landmarks)
+            fit_result = fit(self.image, landmarks=lm, model=self.model)
+        self.fit = fit_result
+        self.threads = int(threads)
+        self.keep_resting_face = bool(keep_resting_face)
+        m = self.model
+        self._triangles, self._part = _face_triangles(m)
+        self._used = np.unique(self._triangles)
+        # identity applied once; per target only the expression basis is added
+        base = m.neutral_vertices.astype(np.float32) + np.tensordot(
+            self.fit.identity.astype(np.float32), m.identity_basis[: len(self.fit.identity)], axes=1)
+        self._base = base
+        self._expression_matrix = m.expression_basis.reshape(m.num_expression, -1)
+        source = self._vertices(self.fit.expression)
+        self._source_screen = self.fit.project(source)
+        h, w = self.image.shape[:2]
+        iod = self.fit.iod_px
+        self._margin = int(np.ceil(0.25 * iod)) + 2
+        # visibility of the fitted face in the photo: a depth buffer over its bounding box
+        x0, y0, x1, y1 = self._bbox(self._source_screen[self._used])
+        self._src_box = (x0, y0, x1, y1)
+        shifted = self._source_screen - np.array([x0, y0, 0], np.float32)
+        self._src_raster = rasterize(shifted, self._triangles, y1 - y0, x1 - x0, threads=self.threads)
+        self._light = self._estimate_light()
+        self._eye_colours = self._estimate_eye_colours()
+
+    # -- geometry --------------------------------------------------------------------------
+    def _vertices(self, blendshapes: np.ndarray) -> np.ndarray:
+        offsets = blendshapes.astype(np.float32) @ self._expression_matrix
+        return self._base + offsets.reshape(-1, 3)
+
+    def _bbox(self, screen_xy: np.ndarray, margin: int = 0):
+        h, w = self.image.shape[:2]
+        x0 = int(np.clip(np.floor(screen_xy[:, 0].min()) - margin, 0, w - 1))
+        y0 = int(np.clip(np.floor(screen_xy[:, 1].min()) - margin, 0, h - 1))
+        x1 = int(np.clip(np.ceil(screen_xy[:, 0].max()) + margin + 1, x0 + 1, w))
+        y1 = int(np.clip(np.ceil(screen_xy[:, 1].max()) + margin + 1, y0 + 1, h))
+        return x0, y0, x1, y1
+
+    def _visible(self, xy: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Whether surface points with photo positions ``xy`` (N, 2) and fitted depths (N,)
+        were visible in the photo (nothing of the face lay in front of them)."""
+        x0, y0, x1, y1 = self._src_box
+        ix = np.clip(np.rint(xy[:, 0]).astype(np.int64) - x0, 0, x1 - x0 - 1)
+        iy = np.clip(np.rint(xy[:, 1]).astype(np.int64) - y0, 0, y1 - y0 - 1)
+        front = self._src_raster.depth[iy, ix]
+        # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
+        return depth <= front + 0.15 * self.fit.scale
+
+    def _estimate_light(self) -> np.ndarray:
+        """Light reaching the face, per unit albedo, as RGB: the brightness of the visible
+        skin, with a little of the skin's tint (the camera's white balance and the light's
+        colour show in it; the skin's own redness should not tint teeth and eyes)."""
+        r = self._src_raster
+        x0, y0, x1, y1 = self._src_box
+        tid = r.triangle_id
+        skin = tid >= 0
+        skin[skin] = self._part[tid[skin]] == SKIN
+        patch = self.image[y0:y1, x0:x1][skin]
+        if len(patch) < 50:
+            return np.full(3, 150.0 / SKIN_ALBEDO, np.float32)
+        # the brighter half of the skin: away from shadows, beard and brows
+        lum = patch.mean(axis=1)
+        bright = patch[lum >= np.median(lum)].mean(axis=0)
+        grey = np.full(3, bright.mean())
+        return ((0.8 * grey + 0.2 * bright) / SKIN_ALBEDO).astype(np.float32)
+
+    def _estimate_eye_colours(self) -> dict:
+        """The photo's own sclera and iris colours (median of their visible pixels), for
+        eyeball that widened lids uncover; from the material model when the eyes are shut."""
+        r = self._src_raster
+        x0, y0, x1, y1 = self._src_box
+        tid = r.triangle_id
+        part = np.full(tid.shape, -1, np.int8)
+        part[tid >= 0] = self._part[tid[tid >= 0]]
+        box = self.image[y0:y1, x0:x1].astype(np.float32)
+        out = {}
+        for q in (SCLERA, IRIS):
+            px = box[part == q]
+            if len(px) >= 20:
+                lum = px.mean(axis=1)
+                # sclera: its lit half (lashes and lid shadow darken the rest)
+                px = px[lum >= np.median(lum)] if q == SCLERA else px
+                out[q] = np.median(px, axis=0).astype(np.float32)
+            else:
+                out[q] = (np.asarray(ALBEDO[q], np.float32) * self._light)
+        return out
+
+    # -- targets ---------------------------------------------------------------------------
+    def blendshapes(self, expression: str | None = None, intensity: float = 1.0,
+                    aus: Mapping[str, float] | None = None, va=None) -> np.ndarray:
+        """The (E,) blendshape weights rendered for a target given as an expression with
+        intensity, action units, or a valence-arousal pair (exactly one of them), combined
+        with the fitted expression as ``keep_resting_face`` says."""
+        given = [x is not None for x in (expression, aus, va)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of expression=, aus= or va=")
+        if expression is not None:
+            target = affect.expression_blendshapes(expression, intensity)
+        elif aus is not None:
+            target = affect.aus_to_blendshapes(aus)
+        else:
+            try:
+                v, a = va
+            except (TypeError, ValueError):
+                raise ValueError(f"va: expected a (valence, arousal) pair, got {va!r}") from None
+            target = affect.va_to_blendshapes(v, a)
+        return np.maximum(target, self.fit.expression) if self.keep_resting_face else target
+
+    def render(self, expression: str | None = None, intensity: float = 1.0, aus: Mapping[str, float] | None = None,
+               va=None, blendshapes: np.ndarray | None = None) -> np.ndarray:
+        """The photo with the face showing the target: (H, W, 3) uint8."""
+        return self.render_full(expression, intensity, aus, va, blendshapes).image
+
+    def render_full(self, expression=None, intensity=1.0, aus=None, va=None, blendshapes=None) -> RenderedTarget:
+        """Like :meth:`render`, also returning the composite and masks (for inspection).
+
+        ``blendshapes`` (E,) in [0, 1] renders exactly those weights (no resting-face rule)."""
+        if blendshapes is None:
+            blendshapes = self.blendshapes(expression, intensity, aus, va)
+        else:
+            blendshapes = np.asarray(blendshapes, dtype=np.float64)
+            if blendshapes.shape != (self.model.num_expression,) or not np.isfinite(blendshapes).all():
+                raise ValueError(f"blendshapes: expected {self.model.num_expression} finite weights")
+            blendshapes = np.clip(blendshapes, 0.0, 1.0)
+        target = self._vertices(blendshapes)
+        screen = self.fit.project(target)
+        h, w = self.image.shape[:2]
+        both = np.concatenate([screen[self._used, :2], self._source_screen[self._used, :2]])
+        x0, y0, x1, y1 = self._bbox(both, self._margin)
+        bw, bh = x1 - x0, y1 - y0
+        offset = np.array([x0, y0, 0], np.float32)
+        r = rasterize(screen - offset, self._triangles, bh, bw, threads=self.threads)
+        tid = r.triangle_id
+        covered = tid >= 0
+        # where each covered pixel's surface point lay in the photo, and how deep
+        src_attr = np.ascontiguousarray(self._source_screen)
+        src = interpolate(src_attr, self._triangles, tid, r.barycentrics, threads=self.threads)
+        part = np.full(tid.shape, -1, np.int8)
+        part[covered] = self._part[tid[covered]]
+        colour = sample_bilinear(self.image, np.ascontiguousarray(src[:, :, :2]), covered, threads=self.threads)
+
+        # surface the photo never showed: mouth interior and uncovered eyeball
+        idx = np.flatnonzero(covered)
+        src_flat = src.reshape(-1, 3)[idx]
+        seen = self._visible(src_flat[:, :2], src_flat[:, 2])
+        p = part.reshape(-1)[idx]
+        synthetic = ~seen & (p != SKIN)
+        if synthetic.any():
+            normals = _vertex_normals(screen * np.array([1, -1, -1], np.float32), self._triangles)
+            # camera-facing normal (x right, y up, z towards the camera)
+            n = interpolate(normals, self._triangles, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
+            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-6)
+            lambert = np.clip(n[:, 2], 0.0, 1.0)
+            depth = r.depth.reshape(-1)[idx]
+            lm = self._lip_depth(screen)
+            # light falls off inside the mouth: the deeper behind the lips, the darker
+            cavity = np.exp(-np.maximum(depth - lm, 0.0) / (1.5 * self.fit.scale))
+            lit = np.zeros((len(idx), 3), np.float32)
+            for q, a in ALBEDO.items():
+                lit[p == q] = self._eye_colours[q] if q in self._eye_colours else np.asarray(a) * self._light
+            mouth = np.isin(p, (SOCKET, GUMS, TEETH))
+            # newly uncovered eyeball sits in the shadow of the lid
+            shade = np.where(mouth, (0.3 + 0.7 * lambert) * (0.1 + 0.9 * cavity), 0.8)
+            flat = colour.reshape(-1, 3)
+            flat[idx[synthetic]] = (lit * shade[:, None])[synthetic]
+        rendered = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
+
+        # surroundings follow the face: warp the photo by the face's motion, extended smoothly
+        box = self.image[y0:y1, x0:x1]
+        gy, gx = np.mgrid[0:bh, 0:bw].astype(np.float32)
+        disp = np.zeros((bh, bw, 2), np.float32)
+        disp[..., 0] = np.where(covered, src[..., 0] - x0 - gx, 0)
+        disp[..., 1] = np.where(covered, src[..., 1] - y0 - gy, 0)
+        ext = _extend_displacement(disp, covered, sigma=0.12 * self.fit.iod_px)
+        coords = np.stack([gx + ext[..., 0] + x0, gy + ext[..., 1] + y0], axis=-1)
+        warped = sample_bilinear(self.image, np.ascontiguousarray(coords), threads=self.threads)
+        comp_box = np.where(covered[..., None], rendered, np.clip(warped + 0.5, 0, 255).astype(np.uint8))
+
+        # blend region: the union of the fitted and the deformed face, plus the warp's reach
+        x0s, y0s, x1s, y1s = self._src_box
+        src_cov = np.zeros((bh, bw), bool)
+        sy0, sx0 = y0s - y0, x0s - x0
+        src_cov[sy0:sy0 + (y1s - y0s), sx0:sx0 + (x1s - x0s)] = self._src_raster.triangle_id >= 0
+        moved = np.hypot(ext[..., 0], ext[..., 1]) > 0.3
+        region = covered | src_cov | moved
+        import cv2
+
+        k = max(3, int(0.06 * self.fit.iod_px) | 1)
+        region = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+        region[[0, -1], :] = False  # the blend needs a ring of fixed pixels inside the box
+        region[:, [0, -1]] = False
+
+        composite = self.image.copy()
+        composite[y0:y1, x0:x1] = np.where(region[..., None], comp_box, box)
+        mask = np.zeros((h, w), bool)
+        mask[y0:y1, x0:x1] = region
+        face = np.zeros((h, w), bool)
+        face[y0:y1, x0:x1] = covered
+        out = self.image.copy()
+        out[y0:y1, x0:x1] = poisson_blend(composite[y0:y1, x0:x1], box, region, threads=self.threads)
+        return RenderedTarget(image=out, composite=composite, mask=mask, face_mask=face, blendshapes=blendshapes)
+
+    def _lip_depth(self, screen: np.ndarray) -> float:
+        """Depth (pixels) of the mouth corners: the front of the mouth cavity."""
+        from .model import LANDMARK_VERTICES
+
+        return float(screen[LANDMARK_VERTICES[[48, 54, 51, 57]], 2].mean())
+
+
+def _extend_displacement(disp: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
+    """Extend a displacement field known on ``known`` to its surroundings, decaying to zero
+    about ``sigma`` pixels away: a normalised Gaussian average of the known displacements,
+    faded by the distance from the known region. Computed at a quarter of the resolution
+    (the field is smooth) and kept exactly as given on ``known``."""
+    import cv2
+
+    h, w = known.shape
+    f = 4 if min(h, w) >= 64 else 1
+    sh, sw = max(1, h // f), max(1, w // f)
+    k = cv2.resize(known.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+    d = cv2.resize(disp * known[..., None], (sw, sh), interpolation=cv2.INTER_AREA)
+    s = max(sigma / f, 1.0)
+    num = cv2.GaussianBlur(d, (0, 0), s)
+    den = cv2.GaussianBlur(k, (0, 0), s)
+    avg = num / np.maximum(den, 1e-6)[..., None]
+    dist = cv2.distanceTransform((k < 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+    fade = np.exp(-((dist / s) ** 2))
+    small = avg * (fade * (den > 1e-4))[..., None]
+    ext = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.where(known[..., None], disp, ext).astype(np.float32)
+
+
+def synthesize(image, expression: str | None = None, intensity: float = 1.0, aus: Mapping[str, float] | None = None,
+               va=None, landmarks=None, model: FaceModel | None = None) -> np.ndarray:
+    """Synthesize one target on one photo: fit, deform, render, blend.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 RGB photo (grey, RGBA, 16-bit are converted).
+    expression : one of :data:`affcore.affect.EXPRESSIONS`, with ``intensity`` in [0, 1].
+    aus : action-unit intensities in [0, 1], e.g. ``{"AU12": 0.8, "AU6": 0.5}``.
+    va : (valence, arousal) in [-1, 1]^2.
+    landmarks : (68, 2) landmarks; detected when omitted.
+
+    Give exactly one of ``expression``, ``aus`` and ``va``. For many targets of one photo,
+    use :class:`Synthesizer`, which fits once.
+    """
+    return ReferenceSynthesizer(image, landmarks=landmarks, model=model).render(expression, intensity, aus, va)

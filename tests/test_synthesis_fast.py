@@ -1,0 +1,142 @@
+"""Expression synthesis: the fused C++ fast path against the original numpy implementation
+(affcore._synthesis_reference), determinism across thread counts, and the bindings' checks."""
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from affcore import _core
+from affcore._synthesis_reference import ReferenceSynthesizer
+from affcore.images import read_image
+from affcore.synthesis import Synthesizer
+
+EXPRESSIONS = ("happiness", "sadness", "surprise", "fear", "anger", "disgust", "contempt")
+SIZE = 640  # keeps the (slow) reference implementation affordable
+
+
+def _photo(london_pairs, landmark_cache, k):
+    _, path, _ = london_pairs[k]
+    img = read_image(path)
+    lm = landmark_cache(path)
+    out = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return out, lm * np.array([SIZE / img.shape[1], SIZE / img.shape[0]])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [0, 7])
+def test_fast_path_matches_reference(model, london_pairs, landmark_cache, k):
+    photo, lm = _photo(london_pairs, landmark_cache, k)
+    fast = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+    ref = ReferenceSynthesizer(photo, landmarks=lm, model=model, threads=1)
+    np.testing.assert_allclose(fast._light, ref._light, rtol=1e-3)
+    for e in EXPRESSIONS:
+        a, b = fast.render_full(expression=e), ref.render_full(expression=e)
+        np.testing.assert_array_equal(a.blendshapes, b.blendshapes)
+        # coverage is the same raster (vertex positions differ by float rounding at most)
+        assert (a.face_mask != b.face_mask).mean() < 1e-4, e
+        assert (a.mask != b.mask).mean() < 1e-3, e
+        for name in ("composite", "image"):
+            d = np.abs(getattr(a, name).astype(np.int16) - getattr(b, name).astype(np.int16))
+            inside = b.mask
+            assert d.mean() <= 0.5 and d[inside].mean() <= 0.5, (e, name, d.mean())
+            assert np.percentile(d[inside], 99) <= 2, (e, name)
+        # pixels the blend may not change are the photo's, exactly
+        np.testing.assert_array_equal(a.image[~a.mask], photo[~a.mask])
+
+
+def test_deterministic_across_thread_counts(model, london_pairs, landmark_cache):
+    photo, lm = _photo(london_pairs, landmark_cache, 0)
+    one = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+    two = Synthesizer(photo, landmarks=lm, model=model, threads=2)
+    for e in ("happiness", "surprise"):
+        a, b = one.render_full(expression=e), two.render_full(expression=e)
+        for name in ("image", "composite", "mask", "face_mask"):
+            assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), (e, name)
+
+
+def test_render_equals_render_full_image(model, london_pairs, landmark_cache):
+    photo, lm = _photo(london_pairs, landmark_cache, 0)
+    s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+    np.testing.assert_array_equal(s.render(expression="fear"), s.render_full(expression="fear").image)
+
+
+def _face_args(**over):
+    h, w = 8, 10
+    args = dict(image=np.zeros((20, 20, 3), np.uint8), triangle_id=np.full((h, w), -1, np.int32),
+                barycentrics=np.zeros((h, w, 2), np.float32), depth=np.zeros((h, w), np.float32),
+                triangles=np.array([[0, 1, 2]], np.int32), part=np.zeros(1, np.int8),
+                source_screen=np.zeros((3, 3), np.float32), target_screen=np.zeros((3, 3), np.float32),
+                normal_triangles=np.zeros(0, np.int32), src_depth=np.zeros((4, 4), np.float32),
+                src_origin=(0, 0), box_origin=(0, 0), depth_slack=1.0, lip_depth=0.0, cavity_scale=1.0,
+                lit=np.zeros((7, 3), np.float32))
+    args.update(over)
+    return args
+
+
+def test_transfer_face_checks_its_inputs():
+    comp, disp, known = _core.transfer_face(**_face_args())
+    assert comp.shape == (8, 10, 3) and disp.shape == (8, 10, 2) and not known.any()
+    with pytest.raises(TypeError, match="triangle_id"):
+        _core.transfer_face(**_face_args(triangle_id=np.full((8, 10), -1, np.int64)))
+    with pytest.raises(ValueError, match="triangle_id"):
+        _core.transfer_face(**_face_args(triangle_id=np.full((8, 10), 1, np.int32)))
+    with pytest.raises(ValueError, match="triangles"):
+        _core.transfer_face(**_face_args(triangles=np.array([[0, 1, 3]], np.int32)))
+    with pytest.raises(ValueError, match="part"):
+        _core.transfer_face(**_face_args(part=np.array([7], np.int8)))
+    with pytest.raises(ValueError, match="source_screen"):
+        _core.transfer_face(**_face_args(source_screen=np.full((3, 3), np.nan, np.float32)))
+    with pytest.raises(ValueError, match="barycentrics"):
+        _core.transfer_face(**_face_args(barycentrics=np.zeros((8, 9, 2), np.float32)))
+    with pytest.raises(ValueError, match="threads"):
+        _core.transfer_face(**_face_args(), threads=-1)
+
+
+def test_transfer_surround_checks_its_inputs():
+    tid = np.full((8, 10), -1, np.int32)
+    small = np.zeros((2, 2, 2), np.float32)
+    cov = np.zeros((3, 3), np.uint8)
+    comp = np.zeros((8, 10, 3), np.uint8)
+    img = np.full((20, 20, 3), 7, np.uint8)
+    region = _core.transfer_surround(img, tid, (0, 0), small, cov, (0, 0), comp)
+    assert region.shape == (8, 10) and not region.any() and not comp.any()  # colours inside the region only
+    cov[1, 1] = 1
+    region = _core.transfer_surround(img, tid, (0, 0), small, cov, (2, 3), comp)
+    assert region.sum() == 1 and region[4, 3] == 1 and (comp[4, 3] == 7).all() and comp.sum() == 21
+    grown = np.ones_like(region)
+    _core.transfer_ring(img, tid, (0, 0), small, cov, (2, 3), region, grown, comp)
+    assert (comp == 7).all()
+    with pytest.raises(ValueError, match="region"):
+        _core.transfer_ring(img, tid, (0, 0), small, cov, (2, 3), region, grown[:, :5], comp)
+    with pytest.raises(TypeError, match="composite"):
+        _core.transfer_surround(img, tid, (0, 0), small, cov, (0, 0), np.zeros((8, 10, 3), np.float32))
+    with pytest.raises(ValueError, match="composite"):
+        _core.transfer_surround(img, tid, (0, 0), small, cov, (0, 0), np.zeros((8, 9, 3), np.uint8))
+
+
+def test_deform_project_matches_numpy():
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(50, 3)).astype(np.float32)
+    basis = rng.normal(size=(4, 50, 3)).astype(np.float32)
+    w = np.array([0.5, 0.0, 1.0, 0.25])
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    t = np.array([3.0, -2.0])
+    got = _core.deform_project(base, basis, w, q, 2.5, t, threads=1)
+    v = (base + np.tensordot(w, basis, axes=1)) @ q.T
+    want = np.stack([2.5 * v[:, 0] + 3.0, -2.5 * v[:, 1] - 2.0, -2.5 * v[:, 2]], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("expression", ["surprise", "disgust"])
+def test_blend_of_a_face_is_close_to_the_converged_solution(model, london_pairs, landmark_cache, expression):
+    """The blend starts from a guess (S - T on the eroded mask); its stopping rule must still
+    leave the result within a small fraction of a grey level of the converged solve."""
+    photo, lm = _photo(london_pairs, landmark_cache, 7)
+    s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+    (x0, y0, x1, y1), comp, region, _ = s._compose(s.blendshapes(expression))
+    target = np.ascontiguousarray(photo[y0:y1, x0:x1])
+    fast, info = _core.poisson_blend(comp, target, region, threads=1)
+    exact, _ = _core.poisson_blend(comp, target, region, threads=1, tolerance=1e-6)
+    d = np.abs(fast.astype(int) - exact.astype(int))[region > 0]
+    assert info["iterations"] <= 4
+    assert d.mean() <= 0.25 and d.max() <= 2
