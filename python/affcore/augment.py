@@ -838,7 +838,7 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
             address: str | None = None, npz_split: str | None = None, npz_label=None, npz_key: str = "images",
             limit: int | None = None, fit_size: int = 192, identity: bool = False, parquet: bool = False,
             model=None, progress: bool = True, start_method: str = "spawn", fsync: bool = True,
-            max_in_flight: int | None = None, log=None) -> Manifest:
+            max_in_flight: int | None = None, log=None, on_result=None) -> Manifest:
     """Synthesize every target of ``targets`` on every face of ``input``; see ``docs/augment.md``.
 
     Parameters
@@ -862,6 +862,12 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
     identity : also record the dlib face-descriptor distance between source and output.
     parquet : also write ``manifest.parquet`` (needs pyarrow).
     model : path of the face model (default: :func:`affcore.find_model`).
+    progress : show a tqdm progress bar (faces/s and ETA) on stderr.
+    start_method : "spawn" or "forkserver" for the worker processes.
+    fsync : fsync every output file before its rename (off only for throw-away runs).
+    max_in_flight : inputs submitted but not finished at once (default 2 x workers + 2).
+    log : called with a line for each failed input; on_result : called with each journal
+        record (a dict) as inputs finish, in completion order.
 
     Returns
     -------
@@ -940,6 +946,8 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
                     journal.append(rec)
                     offsets[item.seq] = off
                     processed += 1
+                    if on_result is not None:
+                        on_result(rec)
                     if rec["status"] != "ok":
                         failed += 1
                         bar.set_postfix(failed=failed, refresh=False)
