@@ -1,5 +1,6 @@
 """Benchmark fixtures and the summary tables printed at the end of a run. Each benchmark
 module keeps its results in a helper module that also says how to print them."""
+import _augment_bench
 import _blend_bench
 import _fit_bench
 import _render_bench
@@ -8,7 +9,8 @@ from _render_bench import bench_mesh  # noqa: F401  (fixture)
 
 SUMMARIES = [("landmark fitting: affcore vs eos", _fit_bench.summary_lines),
              ("rasterizer: affcore vs anchor (median ms)", _render_bench.summary_lines),
-             ("Poisson blend: affcore vs cv2.seamlessClone (median ms)", _blend_bench.summary_lines)]
+             ("Poisson blend: affcore vs cv2.seamlessClone (median ms)", _blend_bench.summary_lines),
+             ("batch synthesis (affcore augment): faces/s, current pipeline", _augment_bench.summary_lines)]
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -526,7 +526,7 @@ def _encode_png(image: np.ndarray) -> bytes:
 
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise OSError("PNG encoding failed")
     return buf.tobytes()
@@ -977,11 +977,13 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
 # Command line
 
 def _cmd_augment(args) -> int:
+    from tqdm import tqdm
+
     m = augment(args.input, args.targets, args.out, workers=args.workers, resume=args.resume, engine=args.engine,
                 address=args.address, npz_split=args.npz_split, npz_label=args.npz_label, npz_key=args.npz_key,
                 limit=args.limit, fit_size=args.fit_size, identity=args.identity, parquet=args.parquet,
-                model=args.model, progress=not args.quiet,
-                log=None if args.quiet else (lambda s: print(f"affcore augment: {s}", file=sys.stderr)))
+                model=args.model, progress=not args.quiet, fsync=not args.no_fsync,
+                log=None if args.quiet else (lambda s: tqdm.write(f"affcore augment: {s}", file=sys.stderr)))
     c = m.counts
     rate = c["processed"] * (c["rows"] / max(c["inputs"], 1)) / max(c["seconds"], 1e-9)
     if not args.quiet:
@@ -1019,6 +1021,8 @@ def add_augment_command(subparsers) -> None:
                    help="upscale smaller .npz crops to this size for fitting (default 192)")
     a.add_argument("--identity", action="store_true", help="record the dlib face-descriptor distance to the source")
     a.add_argument("--parquet", action="store_true", help="also write OUT/manifest.parquet (needs pyarrow)")
+    a.add_argument("--no-fsync", action="store_true",
+                   help="do not fsync output files (faster; still safe against a killed job, not a power cut)")
     a.add_argument("--model", help="path to ict_face_model.npz")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar, per-input errors or summary")
     a.set_defaults(func=_cmd_augment)
