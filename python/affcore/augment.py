@@ -23,6 +23,7 @@ uninterrupted run, whatever the number of workers.
 from __future__ import annotations
 
 import array
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -482,6 +483,24 @@ class _Input:
 # Worker side
 
 _W: dict = {}
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """One BLAS/OpenMP thread per worker process (the processes are the parallelism; more
+    threads would only oversubscribe the cores). Set while the workers start, then restored."""
+    old = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+    for k in _THREAD_VARIABLES:
+        os.environ.setdefault(k, "1")
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _init_worker(config: dict) -> None:
@@ -489,6 +508,9 @@ def _init_worker(config: dict) -> None:
     from .landmarks import _dlib_models
     from .model import load_model
 
+    import cv2
+
+    cv2.setNumThreads(1)
     _W.clear()
     _W["config"] = config
     _W["model"] = load_model(config["model_path"])
@@ -929,7 +951,9 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
                 n = (os.cpu_count() or 1) if workers is None else int(workers)
                 if n < 0:
                     raise ValueError(f"workers must be >= 0, got {workers}")
-                eng = _jobs.ProcessEngine(_process_item, _init_worker, (config,), n, start_method)
+                with _single_threaded_children():
+                    eng = _jobs.ProcessEngine(_process_item, _init_worker, (config,), n, start_method)
+                    eng.pool.submit(int, 0).result()  # start the workers while the variables are set
             from tqdm import tqdm
 
             nt = len(tlist)
