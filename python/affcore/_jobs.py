@@ -14,6 +14,8 @@ import secrets
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from .errors import AffcoreError
+
 TMP_MARK = ".affcore-tmp-"
 
 
@@ -178,7 +180,7 @@ class Journal:
 
 
 # -- engines -------------------------------------------------------------------------------
-class WorkerCrashed(RuntimeError):
+class WorkerCrashed(AffcoreError, RuntimeError):
     """The worker running a task died (a crash in native code, out of memory)."""
 
 
@@ -234,18 +236,35 @@ class ProcessEngine:
     (e.g. loading the face model). A crashed worker breaks the pool; :func:`bounded_map`
     then rebuilds it and retries the tasks that were in flight one at a time."""
 
-    def __init__(self, fn: Callable, init: Callable, initargs: tuple, workers: int, start_method: str = "spawn"):
+    def __init__(self, fn: Callable, init: Callable, initargs: tuple, workers: int, start_method: str = "spawn",
+                 env: dict | None = None):
         import multiprocessing
 
-        self.fn, self.init, self.initargs = fn, init, initargs
+        self.fn, self.init, self.initargs, self.env = fn, init, initargs, dict(env or {})
         self.workers = max(1, int(workers))
         self.ctx = multiprocessing.get_context(start_method)
         self.pool = None
         self._start()
 
     def _start(self):
-        self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=self.ctx, initializer=_process_initializer,
-                                           initargs=(self.init, self.initargs))
+        """Start the pool; ``env`` variables not already set are set while the workers
+        spawn (they inherit them), then restored."""
+        old = {k: os.environ.get(k) for k in self.env}
+        for k, v in self.env.items():
+            os.environ.setdefault(k, v)
+        try:
+            self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=self.ctx, initializer=_process_initializer,
+                                               initargs=(self.init, self.initargs))
+            try:
+                self.pool.submit(int, 0).result()  # spawns every worker now, with the variables set
+            except cf.process.BrokenProcessPool as e:
+                raise WorkerCrashed(f"worker processes failed to start: {e}") from None
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def restart(self):
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -23,7 +23,6 @@ uninterrupted run, whatever the number of workers.
 from __future__ import annotations
 
 import array
-import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -34,7 +33,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
@@ -483,24 +482,9 @@ class _Input:
 # Worker side
 
 _W: dict = {}
+#: One BLAS/OpenMP thread per worker process: the processes are the parallelism, more
+#: threads would only oversubscribe the cores (set while the workers start, if unset).
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def _single_threaded_children():
-    """One BLAS/OpenMP thread per worker process (the processes are the parallelism; more
-    threads would only oversubscribe the cores). Set while the workers start, then restored."""
-    old = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
-    for k in _THREAD_VARIABLES:
-        os.environ.setdefault(k, "1")
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _init_worker(config: dict) -> None:
@@ -951,9 +935,8 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
                 n = (os.cpu_count() or 1) if workers is None else int(workers)
                 if n < 0:
                     raise ValueError(f"workers must be >= 0, got {workers}")
-                with _single_threaded_children():
-                    eng = _jobs.ProcessEngine(_process_item, _init_worker, (config,), n, start_method)
-                    eng.pool.submit(int, 0).result()  # start the workers while the variables are set
+                eng = _jobs.ProcessEngine(_process_item, _init_worker, (config,), n, start_method,
+                                          env={k: "1" for k in _THREAD_VARIABLES})
             from tqdm import tqdm
 
             nt = len(tlist)
