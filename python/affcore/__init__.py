@@ -4,6 +4,7 @@ Plain functions on numpy arrays: images are (H, W, 3) uint8 RGB, landmarks (68, 
 pixels (x right, y down).
 """
 from ._core import build_info
+from .augment import augment
 from .errors import AffcoreError, ImageError, LandmarkError, ModelNotFoundError, NoFaceError
 from .fitting import FitResult, fit, fit_landmarks, fit_landmarks_batch
 from .images import read_image, write_image
@@ -11,7 +12,7 @@ from .landmarks import detect_faces, detect_landmarks, load_landmarks, read_pts
 from .model import FaceModel, find_model, import_obj_folder, load_model
 
 __all__ = [
-    "build_info", "AffcoreError", "ImageError", "LandmarkError", "ModelNotFoundError", "NoFaceError",
+    "augment", "build_info", "AffcoreError", "ImageError", "LandmarkError", "ModelNotFoundError", "NoFaceError",
     "FitResult", "fit", "fit_landmarks", "fit_landmarks_batch", "read_image", "write_image",
     "detect_faces", "detect_landmarks", "load_landmarks", "read_pts", "FaceModel", "find_model",
     "import_obj_folder", "load_model",
