@@ -246,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--model", help="explicit path to check")
     mn.set_defaults(func=_cmd_model_info)
 
-    __import__("affcore.augment", fromlist=["add_augment_command"]).add_augment_command(sub)
+    from .augment import add_augment_command  # the module, though the package exports the function
+
+    add_augment_command(sub)
     i = sub.add_parser("info", help="print version and build information (CUDA, sanitizers)")
     i.set_defaults(func=_cmd_info)
     return p
