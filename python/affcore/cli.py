@@ -96,7 +96,7 @@ def _cmd_synthesize(args) -> int:
         try:
             image = read_image(photo)
             lm = load_landmarks(args.landmarks) if args.landmarks else None
-            synth = Synthesizer(image, landmarks=lm, model=model)
+            synth = Synthesizer(image, landmarks=lm, model=model, keep_resting_face=not args.replace_expression)
             rendered, names = [], []
             for suffix, kwargs in targets:
                 img = synth.render(**kwargs)
@@ -217,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--intensity", type=float, default=1.0, help="expression intensity in [0, 1] (default 1)")
     s.add_argument("--out", required=True, metavar="DIR", help="output folder: DIR/<stem>_<target>.png")
     s.add_argument("--landmarks", help="68-point landmarks for a single photo instead of detection")
+    s.add_argument("--replace-expression", action="store_true",
+                   help="replace the photo's own expression instead of keeping its resting face (for photos "
+                        "that are not neutral: 'neutral' then removes a smile)")
     s.add_argument("--model", help="path to ict_face_model.npz")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(func=_cmd_synthesize)
