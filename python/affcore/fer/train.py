@@ -51,16 +51,18 @@ def lr_at(progress: float, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * q))
 
 
-def predict_logits(model, images: np.ndarray, batch_size: int = 512, flip_tta: bool = True, device="cpu"):
+def predict_logits(model, images: np.ndarray, batch_size: int = 512, flip_tta: bool = True, device="cpu",
+                   memory_format=None):
     """Logits (N, 7) numpy of uint8 images (N, 48, 48); with ``flip_tta`` the average of the
     image's and its mirror's logits."""
     import torch
 
+    memory_format = memory_format or torch.contiguous_format
     model.eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
-            x = normalize(torch.from_numpy(images[i:i + batch_size])).to(device)
+            x = normalize(torch.from_numpy(images[i:i + batch_size])).to(device, memory_format=memory_format)
             y = model(x)
             if flip_tta:
                 y = 0.5 * (y + model(torch.flip(x, dims=[3])))
@@ -118,7 +120,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    steps_per_epoch = math.ceil(len(xtr) / cfg.batch_size)
+    # drop the incomplete last batch (it also crashed oneDNN once with channels-last depthwise convs)
+    steps_per_epoch = max(1, len(xtr) // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_acc": -1.0, "best_epoch": 0, "history": [],
              "done": False}
@@ -177,7 +180,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
             if budget and progress_frac() >= 1.0:
                 break
         bar.close()
-        pred = predict_logits(model, xva, device=device).argmax(1)
+        pred = predict_logits(model, xva, device=device, memory_format=mf).argmax(1)
         val_acc = float((pred == yva).mean())
         val_mca = float(np.mean([(pred[yva == c] == c).mean() for c in range(len(CLASSES)) if (yva == c).any()]))
         state["epoch"] = epoch
