@@ -19,9 +19,10 @@ EXPRESSIONS = [e for e in affect.EXPRESSIONS if e != "neutral"]
 @functools.lru_cache(maxsize=1)
 def _dlib_identity():
     import dlib
-    import face_recognition_models
 
-    from affcore.landmarks import _dlib_models
+    from affcore.landmarks import _dlib_models, model_files
+
+    face_recognition_models = model_files()
 
     rec = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
     return rec, _dlib_models()[1]

@@ -505,9 +505,10 @@ def _init_worker(config: dict) -> None:
 
 def _face_recognizer():
     import dlib
-    import face_recognition_models
 
-    return dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+    from .landmarks import model_files
+
+    return dlib.face_recognition_model_v1(model_files().face_recognition_model_location())
 
 
 def _descriptor(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .augment import add_augment_command  # the module, though the package exports the function
 
     add_augment_command(sub)
+    from .fer.cli import add_fer_commands
+
+    add_fer_commands(sub)
     i = sub.add_parser("info", help="print version and build information (CUDA, sanitizers)")
     i.set_defaults(func=_cmd_info)
     return p

@@ -25,10 +25,23 @@ DETECTION_MAX_SIDE = 800
 DETECTION_UPSAMPLE_BELOW = 400
 
 
+def model_files():
+    """The face_recognition_models package, imported without its pkg_resources deprecation
+    warning (the package locates its files through pkg_resources; the warning is noise to
+    affcore's users)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import face_recognition_models
+    return face_recognition_models
+
+
 @functools.lru_cache(maxsize=1)
 def _dlib_models():
     import dlib
-    import face_recognition_models
+
+    face_recognition_models = model_files()
 
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
 
