@@ -4,7 +4,6 @@ the results table."""
 from __future__ import annotations
 
 import csv
-import os
 import time
 from pathlib import Path
 
@@ -15,12 +14,6 @@ import pytest
 RESULTS: dict = {}
 
 
-def data_dir() -> Path:
-    d = os.environ.get("AFFCORE_DATA_DIR")
-    p = Path(d) if d else Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not p.is_dir():
-        pytest.skip("benchmark needs the shared data: set AFFCORE_DATA_DIR")
-    return p
 
 
 def make_sets(root: Path, dest: Path, repeat: int = 2) -> dict:

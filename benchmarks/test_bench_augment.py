@@ -12,7 +12,8 @@ Run: AFFCORE_DATA_DIR=... pytest benchmarks/test_bench_augment.py --benchmark-on
 import numpy as np
 import pytest
 
-from _augment_bench import RESULTS, data_dir, make_sets, run_job
+from _augment_bench import RESULTS, make_sets, run_job
+from _fit_bench import data_dir
 
 
 @pytest.fixture(scope="module")

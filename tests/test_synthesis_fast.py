@@ -1,12 +1,12 @@
 """Expression synthesis: the fused C++ fast path against the original numpy implementation
-(affcore._synthesis_reference), determinism across thread counts, and the bindings' checks."""
+(tests/synthesis_reference.py), determinism across thread counts, and the bindings' checks."""
 import numpy as np
 import pytest
 
 cv2 = pytest.importorskip("cv2")
 
 from affcore import _core
-from affcore._synthesis_reference import ReferenceSynthesizer
+from synthesis_reference import ReferenceSynthesizer
 from affcore.images import read_image
 from affcore.synthesis import Synthesizer
 

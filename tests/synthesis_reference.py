@@ -1,5 +1,5 @@
 """The original, all-numpy implementation of :class:`affcore.synthesis.Synthesizer`, kept
-as the reference the fused C++ fast path is tested against (tests/test_synthesis.py) and
+as the reference the fused C++ fast path is tested against (tests/test_synthesis_fast.py) and
 for profiling comparisons. Not part of the public API; do not use it for rendering.
 """
 from __future__ import annotations
@@ -9,13 +9,13 @@ from typing import Mapping
 
 import numpy as np
 
-from . import affect
-from .blend import poisson_blend
-from .fitting import FitResult, fit
-from .images import as_rgb8
-from .landmarks import validate_landmarks
-from .model import FaceModel, load_model
-from .render import interpolate, rasterize, sample_bilinear
+from affcore import affect
+from affcore.blend import poisson_blend
+from affcore.fitting import FitResult, fit
+from affcore.images import as_rgb8
+from affcore.landmarks import validate_landmarks
+from affcore.model import FaceModel, load_model
+from affcore.render import interpolate, rasterize, sample_bilinear
 
 # Parts of the ICT mesh, by vertex range (ICT-FaceKit's README).
 SKIN, SOCKET, GUMS, TEETH, SCLERA, IRIS, EYE_SOCKET = range(7)
@@ -315,7 +315,7 @@ class ReferenceSynthesizer:
 
     def _lip_depth(self, screen: np.ndarray) -> float:
         """Depth (pixels) of the mouth corners: the front of the mouth cavity."""
-        from .model import LANDMARK_VERTICES
+        from affcore.model import LANDMARK_VERTICES
 
         return float(screen[LANDMARK_VERTICES[[48, 54, 51, 57]], 2].mean())
 
