@@ -1,11 +1,11 @@
 """Batch synthesis throughput (affcore.augment): synthesized faces per second, 1 target per
 face, with 1 and 2 worker processes, landmarks given vs detected, on 256² face crops and
-1024² photos (the 30 London neutral photos, twice each). "steady" is first-to-last finished
+1024² photos (the 30 London neutral photos: 256² crops ten times each, 1024² photos twice). "steady" is first-to-last finished
 input (no worker start-up); "end-to-end" is the whole job. Target: >= 50 faces/s on 2 cores
 for 256² crops with landmarks given.
 
 Also a 1,000-input job (FER2013 neutral crops, 1 target, 2 workers) whose manifest counts
-must add up: on the 2-core development machine it takes longer than a CI test should.
+must add up (tests/test_augment.py runs the same job in CI).
 
 Run: AFFCORE_DATA_DIR=... pytest benchmarks/test_bench_augment.py --benchmark-only
 """
