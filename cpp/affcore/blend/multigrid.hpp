@@ -285,13 +285,12 @@ public:
             res.residual = static_cast<float>(relres);
             return res;
         }
-        vcycle(0, r.data(), z.data());
-        Eigen::Array4d rz = dot(G, r, z);
+        Eigen::Array4d rz = vcycle_dot(r.data(), z.data());
         // p = z: both are zero outside the row ranges and the next V-cycle rewrites z's
         // ranges in full, so exchanging the buffers is the copy without the pass
         std::swap(z, p);
+        Eigen::Array4d pq = apply_dot(G, p, q);
         for (int it = 1; it <= max_iter; ++it) {
-            const Eigen::Array4d pq = apply_dot(G, p, q);
             const Px alpha = ratio(rz, pq);
             float step = 0.0f;
             rr = update(G, alpha, p, q, r, step);
@@ -301,11 +300,10 @@ public:
             // means the smooth part of the error is gone: also wait for a step that
             // changes no value by more than kGuessStep.
             if (relres <= tolerance && (!guessed || step <= kGuessStep)) break;
-            vcycle(0, r.data(), z.data());
-            const Eigen::Array4d rz_new = dot(G, r, z);
+            const Eigen::Array4d rz_new = vcycle_dot(r.data(), z.data());
             const Px beta = ratio(rz_new, rz);
             rz = rz_new;
-            xpay(G, z, beta, p);
+            pq = xpay_apply_dot(G, z, beta, p, q);
         }
         res.residual = static_cast<float>(relres);
         return res;
@@ -431,6 +429,28 @@ private:
         return sum_rows(g);
     }
 
+    // p = z + beta p and q = A p, the latter as A z + beta q (q = A p on entry), which
+    // needs no neighbour of the new p: one pass instead of two. Returns <p, q>.
+    Eigen::Array4d xpay_apply_dot(const MgGrid& g, const PxVec& z, const Px& beta, PxVec& p, PxVec& q) {
+        const int s = g.sw;
+        rows(g, [&](int j, int lo, int hi, std::size_t base) {
+            const Px* zr = z.data() + base;
+            const float* wr = g.w.data() + base;
+            Px* pr = p.data() + base;
+            Px* qr = q.data() + base;
+            Px acc = Px::Zero();
+            for (int i = lo; i <= hi; ++i) {
+                const Px pn = zr[i] + beta * pr[i];
+                pr[i] = pn;
+                const Px v = (4.0f * zr[i] - zr[i - 1] - zr[i + 1] - zr[i - s] - zr[i + s]) * wr[i] + beta * qr[i];
+                qr[i] = v;
+                acc += v * pn;
+            }
+            rowsum_[static_cast<std::size_t>(j)] = acc;
+        });
+        return sum_rows(g);
+    }
+
     // p = z + beta p.
     void xpay(const MgGrid& g, const PxVec& z, const Px& beta, PxVec& p) {
         rows(g, [&](int, int lo, int hi, std::size_t base) {
@@ -479,6 +499,19 @@ private:
         }
     }
 
+    // One row of dot(): rowsum_[j] = <u, b> over row j.
+    void dot_row(const MgGrid& g, const Px* u, const Px* b, int j) {
+        const std::size_t js = static_cast<std::size_t>(j);
+        const int lo = g.lo[js], hi = g.hi[js];
+        if (lo > hi) return;
+        const std::size_t base = g.at(0, j);
+        const Px* ur = u + base;
+        const Px* br = b + base;
+        Px acc = Px::Zero();
+        for (int i = lo; i <= hi; ++i) acc += br[i] * ur[i];
+        rowsum_[js] = acc;
+    }
+
     // One row of residual().
     static void residual_row(MgGrid& g, const Px* u, const Px* b, int j) {
         const std::size_t js = static_cast<std::size_t>(j);
@@ -511,13 +544,19 @@ private:
     //    already updated by the wavefront; rows b and e-1 read the neighbouring blocks'
     //    first colour, so they wait for the serial pass.
     //  * residual, rows b+2..e-3: all neighbours final; the rest in the serial pass.
-    void smooth_pair(MgGrid& g, Px* u, const Px* b, int color, bool first, bool then_residual = false) {
+    // With `then_dot` (not with then_residual), also rowsum_[j] = <b, u> over row j once the
+    // row is final (the same per-row sums as dot()).
+    void smooth_pair(MgGrid& g, Px* u, const Px* b, int color, bool first, bool then_residual = false,
+                     bool then_dot = false) {
         blk_end_.resize(static_cast<std::size_t>(g.sh) + 1);
         pool_.rows(1, g.ny + 1, g.work(), [&](int b0, int e0) {
             blk_end_[static_cast<std::size_t>(b0)] = e0;
             for (int j = b0; j < e0 + 2; ++j) {
                 if (j < e0) smooth_row(g, u, b, j, color, first);
-                if (j - 1 >= b0 + 1 && j - 1 <= e0 - 2) smooth_row(g, u, b, j - 1, 1 - color, false);
+                if (j - 1 >= b0 + 1 && j - 1 <= e0 - 2) {
+                    smooth_row(g, u, b, j - 1, 1 - color, false);
+                    if (then_dot) dot_row(g, u, b, j - 1);
+                }
                 if (then_residual && j - 2 >= b0 + 2 && j - 2 <= e0 - 3) residual_row(g, u, b, j - 2);
             }
         });
@@ -525,7 +564,11 @@ private:
         for (int b0 = 1; b0 <= g.ny;) {
             const int e0 = blk_end_[static_cast<std::size_t>(b0)];
             smooth_row(g, u, b, b0, 1 - color, false);
-            if (e0 - 1 > b0) smooth_row(g, u, b, e0 - 1, 1 - color, false);
+            if (then_dot) dot_row(g, u, b, b0);
+            if (e0 - 1 > b0) {
+                smooth_row(g, u, b, e0 - 1, 1 - color, false);
+                if (then_dot) dot_row(g, u, b, e0 - 1);
+            }
             b0 = e0;
         }
         if (!then_residual) return;
@@ -586,12 +629,22 @@ private:
         });
     }
 
-    // u = V-cycle applied to b on level l (u's initial value is ignored).
-    void vcycle(std::size_t l, const Px* b, Px* u) {
+    // u = V-cycle applied to b on the fine level; returns <b, u> (computed by the last
+    // smoothing pass).
+    Eigen::Array4d vcycle_dot(const Px* b, Px* u) {
+        vcycle(0, b, u, true);
+        return sum_rows(levels_.front());
+    }
+
+    // u = V-cycle applied to b on level l (u's initial value is ignored); with `dot` also
+    // rowsum_ as for dot(b, u).
+    void vcycle(std::size_t l, const Px* b, Px* u, bool dot = false) {
         MgGrid& g = levels_[l];
         if (l + 1 == levels_.size()) {
             smooth_half(g, u, b, 0, true);
             for (int k = 0; k < kCoarsestSweeps; ++k) smooth_pair(g, u, b, 1, false);
+            if (dot)  // a fine grid that is already the coarsest
+                for (int j = 1; j <= g.ny; ++j) dot_row(g, u, b, j);
             return;
         }
         MgGrid& c = levels_[l + 1];
@@ -600,7 +653,7 @@ private:
         restrict_residual(g, c);
         vcycle(l + 1, c.b.data(), c.u.data());
         prolong_add(c, g, u);
-        for (int k = 0; k < sweeps_; ++k) smooth_pair(g, u, b, 1, false);
+        for (int k = 0; k < sweeps_; ++k) smooth_pair(g, u, b, 1, false, false, dot && k + 1 == sweeps_);
     }
 };
 
