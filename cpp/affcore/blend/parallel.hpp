@@ -28,7 +28,10 @@
 namespace affcore::blend {
 
 // Below this many elements a pass runs on the calling thread.
-inline constexpr long kMinParallelWork = 1L << 15;
+inline constexpr long kMinParallelWork = 1L << 13;
+// Below this many pixels a whole blend runs on the calling thread (starting the workers
+// costs more than they save).
+inline constexpr long kMinPoolWork = 1L << 17;
 
 inline int resolve_threads(int threads) {
     if (threads > 0) return std::min(threads, 64);

@@ -66,17 +66,47 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     threads = resolve_threads(threads);
     const std::size_t npix = static_cast<std::size_t>(H) * static_cast<std::size_t>(W);
     if (npix == 0) return st;
-    std::memcpy(out, target, npix * 3);
+    // Threads only pay off on large images. The pool is made up front (its workers start
+    // while the first pass runs): copying the target and finding the mask's bounding box
+    // are row-parallel passes over the whole image.
+    RowPool pool(static_cast<long>(npix) >= kMinPoolWork ? threads : 1);
+    auto bidx = [](int bw_, int x, int y) { return static_cast<std::size_t>(y) * bw_ + x; };
+    auto iidx = [W](int x, int y) { return static_cast<std::size_t>(y) * W + x; };
+
+    // out = target; per row, the first and last masked column (-1 if none).
+    std::vector<int> first_col(static_cast<std::size_t>(H)), last_col(static_cast<std::size_t>(H));
+    pool.rows(0, H, static_cast<long>(npix), [&](int b, int e) {
+        std::memcpy(out + iidx(0, b) * 3, target + iidx(0, b) * 3, static_cast<std::size_t>(e - b) * W * 3);
+        for (int y = b; y < e; ++y) {
+            const std::uint8_t* mr = mask + iidx(0, y);
+            // eight bytes at a time up to the first word with a masked pixel, from each end
+            int f = 0;
+            for (std::uint64_t v; f + 8 <= W; f += 8) {
+                std::memcpy(&v, mr + f, 8);
+                if (v) break;
+            }
+            while (f < W && !mr[f]) ++f;
+            if (f == W) {
+                first_col[static_cast<std::size_t>(y)] = last_col[static_cast<std::size_t>(y)] = -1;
+                continue;
+            }
+            int l = W;
+            for (std::uint64_t v; l - 8 >= f; l -= 8) {
+                std::memcpy(&v, mr + l - 8, 8);
+                if (v) break;
+            }
+            while (!mr[l - 1]) --l;  // stops at f at the latest
+            first_col[static_cast<std::size_t>(y)] = f;
+            last_col[static_cast<std::size_t>(y)] = l - 1;
+        }
+    });
 
     // Bounding box of the mask.
     int mx0 = W, my0 = H, mx1 = -1, my1 = -1;
     for (int y = 0; y < H; ++y) {
-        const std::uint8_t* mr = mask + static_cast<std::size_t>(y) * W;
-        int first = -1, last = -1;
-        for (int x = 0; x < W; ++x)
-            if (mr[x]) { if (first < 0) first = x; last = x; }
+        const int first = first_col[static_cast<std::size_t>(y)];
         if (first >= 0) {
-            mx0 = std::min(mx0, first); mx1 = std::max(mx1, last);
+            mx0 = std::min(mx0, first); mx1 = std::max(mx1, last_col[static_cast<std::size_t>(y)]);
             my0 = std::min(my0, y); my1 = y;
         }
     }
@@ -91,34 +121,37 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     if (bw < 3 || bh < 3) return st;  // no interior: every masked pixel is on the frame
 
     const long boxwork = static_cast<long>(bw) * bh;
-    // Threads only pay off on large boxes.
-    RowPool pool(boxwork >= 2 * kMinParallelWork ? threads : 1);
-    auto bidx = [bw](int x, int y) { return static_cast<std::size_t>(y) * bw + x; };
-    auto iidx = [W](int x, int y) { return static_cast<std::size_t>(y) * W + x; };
 
     // Eroded mask on the box (outside the box there is no mask, by construction of the
     // box and because the outside of the image counts as unmasked). Separable: a pixel
-    // survives iff the 7-run around it is fully masked horizontally, then vertically.
+    // survives iff the 7-run around it is fully masked horizontally, then vertically
+    // (byte-wise ANDs of 0/1 values, which vectorise).
     std::vector<std::uint8_t> hrun(static_cast<std::size_t>(bw) * bh, 0), me(hrun.size(), 0);
     const int R = kErodeRadius;
     pool.rows(0, bh, boxwork, [&](int b, int e) {
-        std::vector<int> runs(static_cast<std::size_t>(bw));
+        std::vector<std::uint8_t> m01(static_cast<std::size_t>(bw));
         for (int y = b; y < e; ++y) {
             const std::uint8_t* mr = mask + iidx(x0, y0 + y);
-            int run = 0;  // length of the masked run ending at x
-            for (int x = 0; x < bw; ++x) { run = mr[x] ? run + 1 : 0; runs[x] = run; }
-            for (int x = R; x + R < bw; ++x) hrun[bidx(x, y)] = runs[x + R] >= 2 * R + 1;
+            for (int x = 0; x < bw; ++x) m01[x] = mr[x] != 0;
+            std::uint8_t* hr = hrun.data() + bidx(bw, 0, y);
+            for (int x = R; x + R < bw; ++x) {
+                std::uint8_t v = m01[x - R];
+                for (int k = -R + 1; k <= R; ++k) v &= m01[x + k];
+                hr[x] = v;
+            }
         }
     });
     pool.rows(R, std::max(R, bh - R), boxwork, [&](int b, int e) {
-        for (int y = b; y < e; ++y)
+        for (int y = b; y < e; ++y) {
+            std::uint8_t* mo = me.data() + bidx(bw, 0, y);
+            const std::uint8_t* h0 = hrun.data() + bidx(bw, 0, y - R);
             for (int x = 0; x < bw; ++x) {
-                bool ok = true;
-                for (int k = -R; k <= R && ok; ++k) ok = hrun[bidx(x, y + k)] != 0;
-                me[bidx(x, y)] = ok;
+                std::uint8_t v = h0[x];
+                for (int k = 1; k <= 2 * R; ++k) v &= h0[x + static_cast<std::size_t>(k) * bw];
+                mo[x] = v;
             }
+        }
     });
-
     // E = S - T on the box, four lanes per pixel (fourth lane zero).
     PxVec E = take_px_stale(static_cast<std::size_t>(bw) * bh);  // fully written below
     struct Giver {
@@ -129,7 +162,7 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
         for (int y = b; y < e; ++y) {
             const std::uint8_t* s = source + iidx(x0, y0 + y) * 3;
             const std::uint8_t* t = target + iidx(x0, y0 + y) * 3;
-            Px* er = E.data() + bidx(0, y);
+            Px* er = E.data() + bidx(bw, 0, y);
             for (int x = 0; x < bw; ++x)
                 er[x] = Px(float(int(s[3 * x]) - int(t[3 * x])),
                            float(int(s[3 * x + 1]) - int(t[3 * x + 1])),
@@ -149,7 +182,7 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
             for (int x = 1; x + 1 < bw; ++x) {
                 if (!mr[x]) continue;
                 w[x] = 1.0f;
-                const std::size_t k = bidx(x, y);
+                const std::size_t k = bidx(bw, x, y);
                 const Px ep = E[k];
                 Px acc = Px::Zero();
                 if (me[k]) acc += (ep - E[k + 1]) + (ep - E[k + bw]);
@@ -171,7 +204,7 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
                 const float* w = G.w.data() + G.at(0, y);
                 Px* xr = x0.data() + G.at(0, y);
                 for (int x = 1; x + 1 < bw; ++x) {
-                    const std::size_t k = bidx(x, y);
+                    const std::size_t k = bidx(bw, x, y);
                     if (w[x] != 0.0f && me[k]) xr[x] = E[k];
                 }
             }

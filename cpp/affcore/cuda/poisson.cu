@@ -132,7 +132,7 @@ __global__ void k_rhs(Grid g, const std::uint8_t* src, const std::uint8_t* tgt, 
     g.b[at] = acc;
 }
 
-// Coarse unknowns: any of the 2x2 fine children.
+// Coarse unknowns: at least 3 of the 2x2 fine children (as MaskedPoissonPcg::prepare).
 __global__ void k_coarsen(Grid F, Grid C) {
     int b, I, J;
     long long at;
@@ -140,7 +140,7 @@ __global__ void k_coarsen(Grid F, Grid C) {
     const float* w0 = F.w + static_cast<long long>(b) * F.S + static_cast<long long>(2 * J - 1) * F.sw;
     const float* w1 = w0 + F.sw;
     const int i = 2 * I - 1;
-    C.w[at] = fmaxf(fmaxf(w0[i], w0[i + 1]), fmaxf(w1[i], w1[i + 1]));
+    C.w[at] = (w0[i] + w0[i + 1]) + (w1[i] + w1[i + 1]) >= 3.0f ? 1.0f : 0.0f;
 }
 
 // ---------------------------------------------------------------- multigrid
