@@ -112,3 +112,14 @@ def test_info_reports_the_build():
     assert r.returncode == 0
     info = json.loads(r.stdout)
     assert isinstance(info["cuda"], bool) and "version" in info
+
+
+def test_the_cli_needs_neither_torch_nor_onnxruntime_to_start():
+    # torch is the 'train' extra: the command line must start (and list every command)
+    # without it; importing it is blocked here.
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['onnxruntime'] = None\n"
+            "from affcore.cli import main\n"
+            "sys.exit(main(['info']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["version"]

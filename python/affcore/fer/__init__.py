@@ -8,6 +8,9 @@ from __future__ import annotations
 
 #: Class names in FER2013 label order (index = logit position).
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: Architectures of :mod:`affcore.fer.nets`, named here so that the command line can list
+#: them without importing torch.
+ARCH_NAMES = ("mini_xception", "resnet_l", "resnet_m", "resnet_s")
 #: FER2013 names -> the names used in the rest of affcore (synthesis, blendshapes).
 TO_AFFCORE = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
               "sad": "sadness", "surprise": "surprise", "neutral": "neutral"}

@@ -92,14 +92,14 @@ def _cmd_recognize(a) -> int:
 def add_fer_commands(subparsers) -> None:
     """Register ``fer {train,export,evaluate}`` and ``recognize`` on ``subparsers``
     (from ``ArgumentParser.add_subparsers()``). Each parser sets ``func`` to its handler."""
-    from .nets import ARCHS
+    from . import ARCH_NAMES
 
     fer = subparsers.add_parser("fer", help="train, export and evaluate the expression recogniser")
     fsub = fer.add_subparsers(dest="fer_command", required=True)
 
     t = fsub.add_parser("train", help="train on FER2013 (early stopping on public_test)")
     t.add_argument("--data", default="fer2013", help="fer2013.npz, its folder, or 'fer2013' (AFFCORE_DATA_DIR)")
-    t.add_argument("--arch", default="resnet_m", choices=sorted(ARCHS))
+    t.add_argument("--arch", default="resnet_m", choices=ARCH_NAMES)
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--out", required=True, help="checkpoint folder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import ARCH_NAMES
+
 __all__ = ["MiniXception", "ResNetFER", "ARCHS", "build_model", "count_params"]
 
 
@@ -107,6 +109,8 @@ ARCHS = {
     "resnet_m": lambda: ResNetFER(widths=(64, 128, 224), blocks=(1, 1, 1), stem=32),
     "resnet_l": lambda: ResNetFER(widths=(64, 128, 256), blocks=(1, 2, 2), stem=32),
 }
+
+assert sorted(ARCHS) == sorted(ARCH_NAMES), "affcore.fer.ARCH_NAMES must list the architectures of ARCHS"
 
 
 def build_model(arch: str) -> nn.Module:
