@@ -4,12 +4,10 @@ for profiling comparisons. Not part of the public API; do not use it for renderi
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Mapping
 
 import numpy as np
 
-from affcore import affect
 from affcore.blend import poisson_blend
 from affcore.fitting import FitResult, fit
 from affcore.images import as_rgb8
@@ -17,55 +15,10 @@ from affcore.landmarks import validate_landmarks
 from affcore.model import FaceModel, load_model
 from affcore.render import interpolate, rasterize, sample_bilinear
 
-# Parts of the ICT mesh, by vertex range (ICT-FaceKit's README).
-SKIN, SOCKET, GUMS, TEETH, SCLERA, IRIS, EYE_SOCKET = range(7)
-_PART_NAMES = ("skin", "mouth socket", "gums and tongue", "teeth", "sclera", "iris", "eye socket")
-_FACE_END = 9409
-_RANGES = {SOCKET: (11248, 13294), EYE_SOCKET: (13294, 14062), GUMS: (14062, 17039), TEETH: (17039, 21451)}
-_EYEBALLS = (21451, 24591)
-
-# Diffuse albedo (linear-ish RGB in [0, 1]) of what the photo never shows. Relative to skin
-# of albedo SKIN_ALBEDO: the photo's own skin brightness sets the overall scale.
-SKIN_ALBEDO = 0.55
-ALBEDO = {
-    SOCKET: (0.30, 0.07, 0.07),
-    EYE_SOCKET: (0.10, 0.05, 0.05),
-    GUMS: (0.72, 0.30, 0.30),
-    TEETH: (0.92, 0.88, 0.80),
-    SCLERA: (0.86, 0.82, 0.80),
-    IRIS: (0.25, 0.17, 0.12),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class RenderedTarget:
-    """One synthesized face and the buffers behind it."""
-
-    image: np.ndarray         # (H, W, 3) uint8: the photo with the new expression
-    composite: np.ndarray     # (H, W, 3) uint8: rendered face + warped surroundings, before blending
-    mask: np.ndarray          # (H, W) bool: pixels the blend may change
-    face_mask: np.ndarray     # (H, W) bool: pixels covered by the deformed face
-    blendshapes: np.ndarray   # (E,) the target weights
-
-
-def _face_triangles(model: FaceModel):
-    """Triangles worth rendering (front face skin, mouth interior, eyes) and their part."""
-    tris = model.triangles
-    lo, hi = tris.min(axis=1), tris.max(axis=1)
-    part = np.full(len(tris), -1, dtype=np.int8)
-    part[hi < _FACE_END] = SKIN
-    for p, (a, b) in _RANGES.items():
-        part[(lo >= a) & (hi < b)] = p
-    eyes = (lo >= _EYEBALLS[0]) & (hi < _EYEBALLS[1])
-    if model.triangle_material is not None:
-        names = model.material_names
-        iris = np.isin(model.triangle_material, [names.index(n) for n in ("M_IrisLeft", "M_IrisRight") if n in names])
-        part[eyes & iris] = IRIS
-        part[eyes & ~iris] = SCLERA
-    else:
-        part[eyes] = SCLERA
-    keep = part >= 0
-    return np.ascontiguousarray(tris[keep]), part[keep]
+# The mesh parts, materials, result type and target weights are shared with the fast path;
+# only the per-pixel implementation is the original one.
+from affcore.synthesis import (
+    ALBEDO, GUMS, IRIS, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget, Synthesizer, _face_triangles)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -199,25 +152,7 @@ class ReferenceSynthesizer:
         return out
 
     # -- targets ---------------------------------------------------------------------------
-    def blendshapes(self, expression: str | None = None, intensity: float = 1.0,
-                    aus: Mapping[str, float] | None = None, va=None) -> np.ndarray:
-        """The (E,) blendshape weights rendered for a target given as an expression with
-        intensity, action units, or a valence-arousal pair (exactly one of them), combined
-        with the fitted expression as ``keep_resting_face`` says."""
-        given = [x is not None for x in (expression, aus, va)]
-        if sum(given) != 1:
-            raise ValueError("give exactly one of expression=, aus= or va=")
-        if expression is not None:
-            target = affect.expression_blendshapes(expression, intensity)
-        elif aus is not None:
-            target = affect.aus_to_blendshapes(aus)
-        else:
-            try:
-                v, a = va
-            except (TypeError, ValueError):
-                raise ValueError(f"va: expected a (valence, arousal) pair, got {va!r}") from None
-            target = affect.va_to_blendshapes(v, a)
-        return np.maximum(target, self.fit.expression) if self.keep_resting_face else target
+    blendshapes = Synthesizer.blendshapes
 
     def render(self, expression: str | None = None, intensity: float = 1.0, aus: Mapping[str, float] | None = None,
                va=None, blendshapes: np.ndarray | None = None) -> np.ndarray:
@@ -341,21 +276,3 @@ def _extend_displacement(disp: np.ndarray, known: np.ndarray, sigma: float) -> n
     small = avg * (fade * (den > 1e-4))[..., None]
     ext = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.where(known[..., None], disp, ext).astype(np.float32)
-
-
-def synthesize(image, expression: str | None = None, intensity: float = 1.0, aus: Mapping[str, float] | None = None,
-               va=None, landmarks=None, model: FaceModel | None = None) -> np.ndarray:
-    """Synthesize one target on one photo: fit, deform, render, blend.
-
-    Parameters
-    ----------
-    image : (H, W, 3) uint8 RGB photo (grey, RGBA, 16-bit are converted).
-    expression : one of :data:`affcore.affect.EXPRESSIONS`, with ``intensity`` in [0, 1].
-    aus : action-unit intensities in [0, 1], e.g. ``{"AU12": 0.8, "AU6": 0.5}``.
-    va : (valence, arousal) in [-1, 1]^2.
-    landmarks : (68, 2) landmarks; detected when omitted.
-
-    Give exactly one of ``expression``, ``aus`` and ``va``. For many targets of one photo,
-    use :class:`Synthesizer`, which fits once.
-    """
-    return ReferenceSynthesizer(image, landmarks=landmarks, model=model).render(expression, intensity, aus, va)
