@@ -37,21 +37,7 @@ void bind_blend(pybind11::module_& m) {
             const py::ssize_t H = tgt.shape(0), W = tgt.shape(1);
             if (H > (1 << 20) || W > (1 << 20))
                 throw py::value_error("target: image too large, got " + shape_string(tgt));
-            if (!py::isinstance<py::array>(mask))
-                throw py::type_error("mask: expected a numpy array, got " +
-                                     std::string(py::str(py::type::of(mask).attr("__name__"))));
-            auto marr = py::reinterpret_borrow<py::array>(mask);
-            carray<std::uint8_t> m8;
-            if (marr.dtype().is(py::dtype::of<bool>())) {
-                // bool is one byte with values 0/1: view it as uint8 without conversion.
-                auto mb = carray<bool>::ensure(marr);
-                m8 = py::array(py::dtype::of<std::uint8_t>(), std::vector<py::ssize_t>(mb.shape(), mb.shape() + mb.ndim()),
-                               std::vector<py::ssize_t>(mb.strides(), mb.strides() + mb.ndim()), mb.data(), mb);
-            } else if (marr.dtype().is(py::dtype::of<std::uint8_t>())) {
-                m8 = carray<std::uint8_t>::ensure(marr);
-            } else {
-                throw py::type_error("mask: expected dtype bool or uint8, got " + std::string(py::str(marr.dtype())));
-            }
+            auto m8 = require_mask(mask, "mask");
             require_shape(m8, {H, W}, "mask");
             if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = all cores), got " + std::to_string(threads));
             if (!(tolerance > 0.0f) || !(tolerance < 1.0f))

@@ -90,4 +90,38 @@ void require_indices(const carray<T>& a, long long bound, const char* name, bool
     }
 }
 
+// Largest image side any kernel accepts (pixel indices stay well inside int).
+constexpr long long kMaxImageSide = 32768;
+
+inline int require_image_side(long long v, const char* name) {
+    if (v <= 0 || v > kMaxImageSide)
+        throw py::value_error(std::string(name) + ": must be in [1, " + std::to_string(kMaxImageSide) +
+                              "], got " + std::to_string(v));
+    return static_cast<int>(v);
+}
+
+// (T, 3) int32 vertex indices, each in [0, num_vertices).
+inline carray<std::int32_t> require_triangles(const py::handle& obj, py::ssize_t num_vertices) {
+    auto tris = require_array<std::int32_t>(obj, "triangles");
+    require_shape(tris, {-1, 3}, "triangles");
+    require_indices(tris, num_vertices, "triangles");
+    return tris;
+}
+
+// A mask of dtype bool or uint8 (nonzero = inside) as uint8. bool is one byte holding 0/1,
+// so it is viewed as uint8 without a copy; other dtypes are refused rather than cast.
+inline carray<std::uint8_t> require_mask(const py::handle& obj, const char* name) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(std::string(name) + ": expected a numpy array, got " +
+                             std::string(py::str(py::type::of(obj).attr("__name__"))));
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (a.dtype().is(py::dtype::of<bool>())) {
+        auto b = carray<bool>::ensure(a);
+        return py::array(py::dtype::of<std::uint8_t>(), std::vector<py::ssize_t>(b.shape(), b.shape() + b.ndim()),
+                         std::vector<py::ssize_t>(b.strides(), b.strides() + b.ndim()), b.data(), b);
+    }
+    if (a.dtype().is(py::dtype::of<std::uint8_t>())) return carray<std::uint8_t>::ensure(a);
+    throw py::type_error(std::string(name) + ": expected dtype bool or uint8, got " + std::string(py::str(a.dtype())));
+}
+
 }  // namespace affcore::bindings

@@ -24,7 +24,6 @@ namespace affcore::bindings {
 
 namespace {
 
-constexpr long long kMaxImageSide = 32768;
 constexpr long long kMaxBatch = 65535;
 
 [[noreturn]] void no_cuda() {
@@ -42,13 +41,6 @@ py::object unavailable_reason() {
 #endif
 }
 
-int require_side(long long v, const char* name) {
-    if (v <= 0 || v > kMaxImageSide)
-        throw py::value_error(std::string(name) + ": must be in [1, " + std::to_string(kMaxImageSide) + "], got " +
-                              std::to_string(v));
-    return static_cast<int>(v);
-}
-
 int require_batch(py::ssize_t b, const char* name) {
     if (b < 1 || b > kMaxBatch)
         throw py::value_error(std::string(name) + ": batch size must be in [1, " + std::to_string(kMaxBatch) +
@@ -61,13 +53,6 @@ int require_int(py::ssize_t v, const char* name) {
     return static_cast<int>(v);
 }
 
-carray<std::int32_t> require_triangles(const py::handle& obj, py::ssize_t num_vertices) {
-    auto tris = require_array<std::int32_t>(obj, "triangles");
-    require_shape(tris, {-1, 3}, "triangles");
-    require_indices(tris, num_vertices, "triangles");
-    return tris;
-}
-
 py::tuple rasterize_batch(const py::object& vertices_obj, const py::object& triangles_obj, long long height,
                           long long width, const py::object& w_obj, bool cull_backfaces) {
     auto vertices = require_array<float>(vertices_obj, "vertices");
@@ -75,7 +60,7 @@ py::tuple rasterize_batch(const py::object& vertices_obj, const py::object& tria
     const int B = require_batch(vertices.shape(0), "vertices");
     const py::ssize_t nv = vertices.shape(1);
     auto triangles = require_triangles(triangles_obj, nv);
-    const int H = require_side(height, "height"), W = require_side(width, "width");
+    const int H = require_image_side(height, "height"), W = require_image_side(width, "width");
     carray<float> w;
     const float* wp = nullptr;
     if (!w_obj.is_none()) {
@@ -206,20 +191,7 @@ py::tuple poisson_blend_batch(const py::object& source, const py::object& target
     const int B = require_batch(tgt.shape(0), "target");
     const py::ssize_t H = tgt.shape(1), W = tgt.shape(2);
     if (H > (1 << 20) || W > (1 << 20)) throw py::value_error("target: image too large, got " + shape_string(tgt));
-    if (!py::isinstance<py::array>(mask))
-        throw py::type_error("mask: expected a numpy array, got " +
-                             std::string(py::str(py::type::of(mask).attr("__name__"))));
-    auto marr = py::reinterpret_borrow<py::array>(mask);
-    carray<std::uint8_t> m8;
-    if (marr.dtype().is(py::dtype::of<bool>())) {
-        auto mb = carray<bool>::ensure(marr);
-        m8 = py::array(py::dtype::of<std::uint8_t>(), std::vector<py::ssize_t>(mb.shape(), mb.shape() + mb.ndim()),
-                       std::vector<py::ssize_t>(mb.strides(), mb.strides() + mb.ndim()), mb.data(), mb);
-    } else if (marr.dtype().is(py::dtype::of<std::uint8_t>())) {
-        m8 = carray<std::uint8_t>::ensure(marr);
-    } else {
-        throw py::type_error("mask: expected dtype bool or uint8, got " + std::string(py::str(marr.dtype())));
-    }
+    auto m8 = require_mask(mask, "mask");
     require_shape(m8, {py::ssize_t(B), H, W}, "mask");
     if (!(tolerance > 0.0f) || !(tolerance < 1.0f)) throw py::value_error("tolerance: must be in (0, 1)");
     if (max_iterations < 1) throw py::value_error("max_iterations: must be >= 1");

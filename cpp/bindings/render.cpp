@@ -20,25 +20,9 @@ namespace affcore::bindings {
 
 namespace {
 
-constexpr long long kMaxImageSide = 32768;
-
-int require_image_side(long long v, const char* name) {
-    if (v <= 0 || v > kMaxImageSide)
-        throw py::value_error(std::string(name) + ": must be in [1, " + std::to_string(kMaxImageSide) +
-                              "], got " + std::to_string(v));
-    return static_cast<int>(v);
-}
-
 unsigned require_threads(int threads) {
     if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = all hardware threads), got " + std::to_string(threads));
     return render::resolve_threads(threads);
-}
-
-carray<std::int32_t> require_triangles(const py::handle& obj, py::ssize_t num_vertices) {
-    auto tris = require_array<std::int32_t>(obj, "triangles");
-    require_shape(tris, {-1, 3}, "triangles");
-    require_indices(tris, num_vertices, "triangles");
-    return tris;
 }
 
 py::tuple rasterize(const py::object& vertices_obj, const py::object& triangles_obj, long long height,
