@@ -191,6 +191,22 @@ def test_training_runs_resumes_and_takes_extra_data(data, tmp_path):
         train(cfg, tmp_path / "x", extra_train=(extra[0], extra[1] + 7), progress=False, log=lambda *a: None)
 
 
+def test_training_for_a_step_count_stops_mid_epoch(data, tmp_path):
+    """``steps`` (equal-compute comparisons) overrides the epochs and may end inside an epoch."""
+    pytest.importorskip("torch")
+    import json
+
+    from affcore.fer.train import TrainConfig, train
+
+    if not (data / "fer2013.npz").is_file():
+        pytest.skip("fer2013.npz not in the data folder")
+    cfg = TrainConfig(arch="mini_xception", epochs=1, steps=3, batch_size=64, limit=128, data=str(data),
+                      bf16=False, threads=2)  # 2 steps per epoch: 3 steps end inside epoch 2
+    s = train(cfg, tmp_path, progress=False, log=lambda *a: None)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert s["epochs_run"] == 2 and [h["steps"] for h in history] == [2, 3]
+
+
 # ---------------------------------------------------------------- the shipped model
 @pytest.fixture(scope="module")
 def default_recognizer():

@@ -15,11 +15,11 @@ from pathlib import Path
 def _cmd_train(a) -> int:
     from .train import TrainConfig, train
 
-    cfg = TrainConfig(arch=a.arch, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+    cfg = TrainConfig(arch=a.arch, epochs=a.epochs, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                       patience=a.patience, budget_minutes=a.budget_minutes, threads=a.threads,
                       bf16=not a.no_bf16, limit=a.limit, data=a.data, extra=a.extra,
                       weight_decay=a.weight_decay, label_smoothing=a.label_smoothing)
-    summary = train(cfg, a.out, resume=a.resume, progress=not a.no_progress)
+    summary = train(cfg, a.out, resume=a.resume, progress=not a.no_progress, log=lambda m: print(m, flush=True))
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -101,6 +101,8 @@ def add_fer_commands(subparsers) -> None:
     t.add_argument("--data", default="fer2013", help="fer2013.npz, its folder, or 'fer2013' (AFFCORE_DATA_DIR)")
     t.add_argument("--arch", default="resnet_m", choices=ARCH_NAMES)
     t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--steps", type=int, default=None,
+                   help="train for this many optimizer steps instead of --epochs (equal-compute comparisons)")
     t.add_argument("--out", required=True, help="checkpoint folder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     t.add_argument("--seed", type=int, default=0)

@@ -26,6 +26,8 @@ from .data import augment, check_pairs, load_extra, load_fer2013, normalize
 class TrainConfig:
     arch: str = "resnet_s"
     epochs: int = 30
+    steps: int | None = None       # total optimizer steps instead of epochs (equal-compute comparisons,
+                                   # e.g. with and without extra training data)
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.05
@@ -122,7 +124,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     # drop the incomplete last batch (it also crashed oneDNN once with channels-last depthwise convs)
     steps_per_epoch = max(1, len(xtr) // cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
+    total_steps = cfg.steps if cfg.steps else steps_per_epoch * cfg.epochs
+    max_epochs = math.ceil(total_steps / steps_per_epoch)
     state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_acc": -1.0, "best_epoch": 0, "history": [],
              "done": False}
     last = out / "last.pt"
@@ -146,7 +149,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
 
     ytr_t = torch.from_numpy(ytr)
     xtr_t = torch.from_numpy(xtr)
-    while not state["done"] and state["epoch"] < cfg.epochs and progress_frac() < 1.0:
+    while not state["done"] and state["epoch"] < max_epochs and progress_frac() < 1.0:
         epoch = state["epoch"] + 1
         g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
         torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout
@@ -156,7 +159,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
         el0 = state["elapsed"]
         seen = correct = 0
         loss_sum = 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=not progress, mininterval=5,
+        bar = tqdm(range(min(steps_per_epoch, total_steps - state["step"])), desc=f"epoch {epoch}", disable=not progress, mininterval=5,
                    dynamic_ncols=True)
         for b in bar:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
