@@ -3,6 +3,8 @@ Tests needing FER2013 / photos skip without AFFCORE_DATA_DIR; those needing torc
 skip without the ``train`` extra."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -205,6 +207,18 @@ def test_training_for_a_step_count_stops_mid_epoch(data, tmp_path):
     s = train(cfg, tmp_path, progress=False, log=lambda *a: None)
     history = json.loads((tmp_path / "history.json").read_text())
     assert s["epochs_run"] == 2 and [h["steps"] for h in history] == [2, 3]
+
+    # fine-tuning starts from the given weights (learning rate 0: they stay as they were)
+    import torch
+
+    start = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
+    tuned = dataclasses.replace(cfg, steps=1, lr=0.0, init=str(tmp_path / "last.pt"))
+    train(tuned, tmp_path / "tuned", progress=False, log=lambda *a: None)
+    after = torch.load(tmp_path / "tuned" / "last.pt", weights_only=False)["model"]
+    convs = [k for k in start if k.endswith("weight") and start[k].ndim == 4]
+    assert convs and all(torch.equal(start[k], after[k]) for k in convs)
+    with pytest.raises(ValueError, match="arch 'resnet_s'"):
+        train(dataclasses.replace(tuned, arch="resnet_s"), tmp_path / "bad", progress=False, log=lambda *a: None)
 
 
 # ---------------------------------------------------------------- the shipped model

@@ -17,7 +17,7 @@ def _cmd_train(a) -> int:
 
     cfg = TrainConfig(arch=a.arch, epochs=a.epochs, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                       patience=a.patience, budget_minutes=a.budget_minutes, threads=a.threads,
-                      bf16=not a.no_bf16, limit=a.limit, data=a.data, extra=a.extra,
+                      bf16=not a.no_bf16, limit=a.limit, data=a.data, extra=a.extra, init=a.init,
                       weight_decay=a.weight_decay, label_smoothing=a.label_smoothing)
     summary = train(cfg, a.out, resume=a.resume, progress=not a.no_progress, log=lambda m: print(m, flush=True))
     print(json.dumps(summary, indent=1))
@@ -105,6 +105,7 @@ def add_fer_commands(subparsers) -> None:
                    help="train for this many optimizer steps instead of --epochs (equal-compute comparisons)")
     t.add_argument("--out", required=True, help="checkpoint folder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=3e-3)

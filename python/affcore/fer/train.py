@@ -43,6 +43,8 @@ class TrainConfig:
     limit: int | None = None       # use only the first N training images (smoke tests)
     data: str | None = None        # fer2013.npz path or folder; None: AFFCORE_DATA_DIR
     extra: str | None = None       # .npz with extra (images, labels) appended to train
+    init: str | None = None        # start from this checkpoint's weights (fine-tuning; fresh optimizer
+                                   # and schedule); ignored when resuming
 
 
 def lr_at(progress: float, cfg: TrainConfig) -> float:
@@ -139,6 +141,12 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
         opt.load_state_dict(ck["optimizer"])
         state = ck["state"]
         log(f"resumed from {last} after epoch {state['epoch']} (best public_test {state['best_acc']:.4f})")
+    elif cfg.init:
+        ck = torch.load(cfg.init, map_location=device, weights_only=False)
+        if not isinstance(ck, dict) or ck.get("arch") != cfg.arch:
+            raise ValueError(f"--init: {cfg.init} is not an affcore.fer checkpoint of arch {cfg.arch!r}")
+        model.load_state_dict(ck["model"])
+        log(f"initialised from {cfg.init}")
     log(f"{cfg.arch}: {count_params(model):,} parameters; train {len(xtr)} (+extra {sum(len(e[0]) for e in extras)}), "
         f"val {len(xva)}; device {device}, threads {torch.get_num_threads()}, bf16 {cfg.bf16}")
     budget = cfg.budget_minutes * 60 if cfg.budget_minutes else None
