@@ -51,7 +51,7 @@ def tcce_split(subjects: list[str]) -> dict[str, str]:
     return out
 
 
-def tcce_data(out: Path) -> None:
+def tcce_data(out: Path, spec: str = TARGETS) -> None:
     from tqdm import tqdm
 
     from affcore.fer import class_index
@@ -63,10 +63,10 @@ def tcce_data(out: Path) -> None:
     root = data_dir() / "tcce"
     rows = list(csv.DictReader(open(root / "labels.csv")))
     split_of = tcce_split([r["subject"] for r in rows])
-    expressions, intensities = TARGETS.split("@")
+    expressions, intensities = spec.split("@")
     targets = [(e, float(i)) for e in expressions.split(",") for i in intensities.split(",")]
     images, labels, splits, subjects = [], [], [], []
-    syn_images, syn_labels, syn_source = [], [], []
+    syn_images, syn_labels, syn_source, syn_intensity = [], [], [], []
     skipped = []
     for r in tqdm(rows, desc="tcce", mininterval=5):
         img = read_image(root / "images" / r["file"])
@@ -91,20 +91,21 @@ def tcce_data(out: Path) -> None:
                 continue
             syn_labels.append(class_index(e))
             syn_source.append(r["file"])
+            syn_intensity.append(i)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "tcce.npz", images=np.stack(images), labels=np.array(labels, np.int64),
                         split=np.array(splits), subject=np.array(subjects))
     np.savez_compressed(out / "tcce_synth.npz", images=np.stack(syn_images), labels=np.array(syn_labels, np.int64),
-                        source=np.array(syn_source))
+                        source=np.array(syn_source), intensity=np.array(syn_intensity, np.float32))
     counts = {s: int((np.array(splits) == s).sum()) for s in ("train", "public_test", "private_test")}
     print(f"wrote {out / 'tcce.npz'}: {counts}; {out / 'tcce_synth.npz'}: {len(syn_images)} synthesized faces; "
           f"skipped {len(skipped)}: {skipped[:5]}")
 
 
-def fer2013_data(out: Path, workers: int) -> None:
+def fer2013_data(out: Path, workers: int, spec: str = TARGETS) -> None:
     job = out / "fer2013_augment"
     cmd = ["affcore", "augment", str(data_dir() / "fer2013.npz"), "--npz-split", "train", "--npz-label", "neutral",
-           "--targets", TARGETS, "--out", str(job), "--workers", str(workers)]
+           "--targets", spec, "--out", str(job), "--workers", str(workers)]
     if (job / "job.json").is_file():
         cmd.append("--resume")
     print(" ".join(cmd))
@@ -117,9 +118,18 @@ def fer2013_data(out: Path, workers: int) -> None:
             raise SystemExit(f"unexpected label names {names}")
         keep = (z["labels"] >= 0) & (z["labels"] < len(CLASSES))
         np.savez_compressed(out / "fer2013_synth.npz", images=z["images"][keep], labels=z["labels"][keep],
-                            source_index=z["source_index"][keep], target=z["target"][keep])
+                            source_index=z["source_index"][keep], target=z["target"][keep],
+                            intensity=z["intensity"][keep].astype(np.float32))
     shutil.copy(job / "manifest.csv", out / "fer2013_synth_manifest.csv")
     print(f"wrote {out / 'fer2013_synth.npz'}: {int(keep.sum())} synthesized faces")
+
+
+def subset(src: Path, intensity: float, out: Path) -> None:
+    """The synthesized faces of one intensity (e.g. only the full expressions)."""
+    with np.load(src, allow_pickle=False) as z:
+        keep = np.isclose(z["intensity"], intensity)
+        np.savez_compressed(out, **{k: z[k][keep] for k in z.files})
+    print(f"wrote {out}: {int(keep.sum())} of {len(keep)} faces")
 
 
 def evaluate_run(run: Path) -> dict:
@@ -132,28 +142,34 @@ def evaluate_run(run: Path) -> dict:
 
     ck = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
     cfg = ck["config"]
-    x, y = load_fer2013(cfg["data"], "private_test")
+    data_path = cfg["data"]
+    if data_path not in (None, "fer2013") and not Path(data_path).is_absolute():
+        # a relative --data: relative to where training ran, some folder above the run
+        data_path = next((str(d / data_path) for d in run.resolve().parents if (d / data_path).is_file()), data_path)
+    x, y = load_fer2013(data_path, "private_test")
     pred = predict_logits(load_checkpoint(run / "best.pt"), x).argmax(1)
     data = Path(cfg["data"]).stem if cfg["data"] not in (None, "fer2013") else "fer2013"
-    return {"run": run.name, "data": data, "arm": "with synthesized" if cfg.get("extra") else "real only",
+    return {"run": run.name, "cell": run.parent.name, "data": data, "arm": f"real + {Path(cfg['extra']).name}" if cfg.get("extra") else "real only",
             "seed": cfg["seed"], "arch": cfg["arch"], "steps": cfg.get("steps"), "n_test": len(y),
             "acc": float((pred == y).mean()), "mca": float(mean_class_accuracy(y, pred, len(CLASSES))),
             "best_epoch": ck["state"]["best_epoch"]}
 
 
 def table(runs: Path, out: Path | None) -> None:
+    """One row per cell: the runs of one folder under RUNS with the same training data."""
     results = [evaluate_run(p.parent) for p in sorted(runs.glob("**/best.pt"))]
     cells = defaultdict(list)
     for r in results:
-        cells[(r["data"], r["arm"])].append(r)
-    lines = ["| data set | training data | seeds | accuracy (%) | mean-class accuracy (%) | per seed: acc / mca |",
-             "|---|---|---|---|---|---|"]
-    for (data, arm), rs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1] != "real only")):
+        cells[(r["cell"], r["arm"])].append(r)
+    lines = ["| cell | test set | training data | steps | seeds | accuracy (%) | mean-class accuracy (%) | per seed: acc / mca |",
+             "|---|---|---|---|---|---|---|---|"]
+    sd = lambda v: v.std(ddof=1) if len(v) > 1 else 0.0
+    for (cell, arm), rs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1] != "real only")):
         acc = np.array([r["acc"] for r in rs]) * 100
         mca = np.array([r["mca"] for r in rs]) * 100
         per = ", ".join(f"{a:.1f}/{m:.1f}" for a, m in zip(acc, mca))
-        lines.append(f"| {data} (test n={rs[0]['n_test']}) | {arm} | {len(rs)} | {acc.mean():.1f} ± {acc.std(ddof=1) if len(rs) > 1 else 0:.1f} "
-                     f"| {mca.mean():.1f} ± {mca.std(ddof=1) if len(rs) > 1 else 0:.1f} | {per} |")
+        lines.append(f"| {cell} | {rs[0]['data']} private_test (n={rs[0]['n_test']}) | {arm} | {rs[0]['steps']} "
+                     f"| {len(rs)} | {acc.mean():.1f} ± {sd(acc):.1f} | {mca.mean():.1f} ± {sd(mca):.1f} | {per} |")
     text = "\n".join(lines) + "\n"
     print(text)
     print(json.dumps(results, indent=1))
@@ -166,17 +182,25 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tcce-data", help="aligned TCCE crops split by person, and faces synthesized from its neutrals")
     t.add_argument("out", type=Path)
+    t.add_argument("--targets", default=TARGETS, help=f"affcore augment SPEC of 'EXPRESSIONS@INTENSITIES' form (default {TARGETS!r})")
     f = sub.add_parser("fer2013-data", help="faces synthesized from FER2013's neutral training crops")
     f.add_argument("out", type=Path)
     f.add_argument("--workers", type=int, default=os.cpu_count())
+    f.add_argument("--targets", default=TARGETS, help="affcore augment SPEC (default: as tcce-data)")
+    u = sub.add_parser("subset", help="keep the synthesized faces of one intensity")
+    u.add_argument("src", type=Path)
+    u.add_argument("--intensity", type=float, required=True)
+    u.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("table", help="evaluate every run under RUNS on its private_test split")
     s.add_argument("runs", type=Path)
     s.add_argument("--out", type=Path)
     a = ap.parse_args()
     if a.cmd == "tcce-data":
-        tcce_data(a.out)
+        tcce_data(a.out, a.targets)
     elif a.cmd == "fer2013-data":
-        fer2013_data(a.out, a.workers)
+        fer2013_data(a.out, a.workers, a.targets)
+    elif a.cmd == "subset":
+        subset(a.src, a.intensity, a.out)
     else:
         table(a.runs, a.out)
 
