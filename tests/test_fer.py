@@ -244,7 +244,9 @@ def test_default_model_accuracy_on_private_test(default_recognizer, data):
     # 7th image instead (500 images, all classes in proportion)
     x, y = x[::7][:500], y[::7][:500]
     acc = accuracy(y, default_recognizer.predict_crops(x).argmax(1))
-    assert acc >= 0.6, acc
+    # the project's bar for the shipped model is 68 % on the whole split (it reaches 70.7 %;
+    # 70.8 % on this subset)
+    assert acc >= 0.68, acc
 
 
 def _london_predictions(rec, pairs, landmark_cache, which):
