@@ -149,7 +149,7 @@ def evaluate_run(run: Path) -> dict:
     x, y = load_fer2013(data_path, "private_test")
     pred = predict_logits(load_checkpoint(run / "best.pt"), x).argmax(1)
     data = Path(cfg["data"]).stem if cfg["data"] not in (None, "fer2013") else "fer2013"
-    return {"run": run.name, "cell": run.parent.name, "data": data, "arm": f"real + {Path(cfg['extra']).name}" if cfg.get("extra") else "real only",
+    return {"run": run.name, "cell": run.parent.name, "data": data, "arm": f"real + {'/'.join(Path(cfg['extra']).parts[-2:])}" if cfg.get("extra") else "real only",
             "seed": cfg["seed"], "arch": cfg["arch"], "steps": cfg.get("steps"), "n_test": len(y),
             "acc": float((pred == y).mean()), "mca": float(mean_class_accuracy(y, pred, len(CLASSES))),
             "best_epoch": ck["state"]["best_epoch"]}
