@@ -1,21 +1,24 @@
 """The augmentation experiment of docs/augmentation.md: train the same recogniser with and
 without faces synthesized from the training set's neutral faces, and tabulate the results.
+The exact commands of every cell are in docs/augmentation.md; in short:
 
     AFFCORE_DATA_DIR=../shared/data python scripts/augmentation_experiment.py tcce-data runs/aug
     AFFCORE_DATA_DIR=../shared/data python scripts/augmentation_experiment.py fer2013-data runs/aug
+    python scripts/augmentation_experiment.py subset runs/aug/fer2013_synth.npz --intensity 1 --out ...
     python -m affcore.fer fer train --data runs/aug/tcce.npz [--extra runs/aug/tcce_synth.npz] ... --out RUN
-    python scripts/augmentation_experiment.py table runs/aug/runs --out docs/augmentation_table.md
+    python scripts/augmentation_experiment.py table runs/aug/runs
 
 ``tcce-data`` writes ``tcce.npz`` in FER2013's layout (``images`` 48x48 grey crops aligned
 like affcore's recogniser aligns photos, ``labels`` in FER2013 order, ``split``): the 23 TCCE
 people are split by person into train (15), public_test (3, model selection) and
 private_test (5, the reported numbers). ``tcce_synth.npz`` holds the faces synthesized from
-the train people's neutral photos (same targets as the FER2013 arm), re-detected and aligned
-the same way. ``fer2013-data`` runs ``affcore augment`` on FER2013's neutral training crops
-(the 48x48 crops are upscaled for fitting; the whole crop is the face box when dlib finds
-nothing) and keeps its ``augmented.npz`` as ``fer2013_synth.npz``. ``table`` evaluates every
-run's ``best.pt`` (chosen on public_test) on its data set's private_test split, with the
-mirrored-face averaging the exported ONNX models use.
+the train people's neutral photos (``--targets``, by default the FER2013 arm's), re-detected
+and aligned the same way. ``fer2013-data`` runs ``affcore augment`` on FER2013's neutral
+training crops (upscaled for fitting; the whole crop is the face box when dlib finds
+nothing) and keeps its ``augmented.npz`` as ``fer2013_synth.npz``. ``subset`` keeps one
+intensity. ``table`` evaluates every run's ``best.pt`` (chosen on public_test) on its data
+set's private_test split, with the mirrored-face averaging the exported ONNX models use,
+one row per (folder, training data) cell.
 """
 from __future__ import annotations
 
