@@ -159,15 +159,15 @@ def evaluate_run(run: Path) -> dict:
 
 
 def table(runs: Path, out: Path | None) -> None:
-    """One row per cell: the runs of one folder under RUNS with the same training data."""
+    """One row per cell: the runs of one folder under RUNS with the same data set and training data."""
     results = [evaluate_run(p.parent) for p in sorted(runs.glob("**/best.pt"))]
     cells = defaultdict(list)
     for r in results:
-        cells[(r["cell"], r["arm"])].append(r)
+        cells[(r["cell"], r["data"], r["arm"])].append(r)
     lines = ["| cell | test set | training data | steps | seeds | accuracy (%) | mean-class accuracy (%) | per seed: acc / mca |",
              "|---|---|---|---|---|---|---|---|"]
     sd = lambda v: v.std(ddof=1) if len(v) > 1 else 0.0
-    for (cell, arm), rs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1] != "real only")):
+    for (cell, _, arm), rs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "real only")):
         acc = np.array([r["acc"] for r in rs]) * 100
         mca = np.array([r["mca"] for r in rs]) * 100
         per = ", ".join(f"{a:.1f}/{m:.1f}" for a, m in zip(acc, mca))
