@@ -342,13 +342,7 @@ private:
     }
 
     Eigen::Array4d dot(const MgGrid& g, const PxVec& a, const PxVec& b) {
-        rows(g, [&](int j, int lo, int hi, std::size_t base) {
-            const Px* ar = a.data() + base;
-            const Px* br = b.data() + base;
-            Px s = Px::Zero();
-            for (int i = lo; i <= hi; ++i) s += ar[i] * br[i];
-            rowsum_[static_cast<std::size_t>(j)] = s;
-        });
+        rows(g, [&](int j, int, int, std::size_t) { dot_row(g, a.data(), b.data(), j); });
         return sum_rows(g);
     }
 
@@ -463,20 +457,7 @@ private:
     // One red-black half-sweep of colour `color` ((i + j) & 1 == color). With `first`, u
     // is taken as zero on entry: the colour's points get b / 4, the others 0.
     void smooth_half(const MgGrid& g, Px* u, const Px* b, int color, bool first) {
-        const int s = g.sw;
-        rows(g, [&](int j, int lo, int hi, std::size_t base) {
-            Px* ur = u + base;
-            const Px* br = b + base;
-            const float* wr = g.w.data() + base;
-            const int start = lo + (((lo + j) & 1) != color ? 1 : 0);
-            if (first) {
-                for (int i = lo; i <= hi; ++i) ur[i] = Px::Zero();
-                for (int i = start; i <= hi; i += 2) ur[i] = br[i] * (0.25f * wr[i]);
-            } else {
-                for (int i = start; i <= hi; i += 2)
-                    ur[i] = (ur[i - 1] + ur[i + 1] + ur[i - s] + ur[i + s] + br[i]) * (0.25f * wr[i]);
-            }
-        });
+        rows(g, [&](int j, int, int, std::size_t) { smooth_row(g, u, b, j, color, first); });
     }
 
     // One row of smooth_half.
@@ -582,15 +563,7 @@ private:
 
     // g.r = b - A u on unknowns.
     void residual(MgGrid& g, const Px* u, const Px* b) {
-        const int s = g.sw;
-        rows(g, [&](int, int lo, int hi, std::size_t base) {
-            const Px* ur = u + base;
-            const Px* br = b + base;
-            const float* wr = g.w.data() + base;
-            Px* rr = g.r.data() + base;
-            for (int i = lo; i <= hi; ++i)
-                rr[i] = (br[i] - (4.0f * ur[i] - ur[i - 1] - ur[i + 1] - ur[i - s] - ur[i + s])) * wr[i];
-        });
+        rows(g, [&](int j, int, int, std::size_t) { residual_row(g, u, b, j); });
     }
 
     // C.b = P^T F.r (weights 1,3,3,1 / 4 per axis) on coarse unknowns.
