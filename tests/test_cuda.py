@@ -21,6 +21,7 @@ from affcore._device import cuda_available, resolve_device
 from affcore.blend import poisson_blend, poisson_blend_batch
 from affcore.render import (interpolate, interpolate_batch, rasterize, rasterize_batch, sample_bilinear,
                             sample_bilinear_batch)
+from meshes import ict_ortho
 
 INFO = affcore.build_info()
 REASON = _core.cuda_unavailable_reason()
@@ -35,21 +36,6 @@ def random_mesh(rng, H, W, nv, nt, on_grid):
         xy = np.round(xy * 4) / 4
     z = rng.integers(0, 4, nv).astype(np.float64)  # few depth levels: many exact ties
     return np.column_stack([xy, z]).astype(np.float32), rng.integers(0, nv, (nt, 3)).astype(np.int32)
-
-
-def ict_ortho(verts, size, rng=None):
-    xy = verts[:, :2].astype(np.float64)
-    lo, hi = xy.min(0), xy.max(0)
-    scale = 0.9 * size / (hi - lo).max()
-    centre = (lo + hi) / 2
-    x = (xy[:, 0] - centre[0]) * scale + size / 2
-    y = -(xy[:, 1] - centre[1]) * scale + size / 2
-    if rng is not None:  # a different small pose per batch item
-        a = rng.uniform(-0.15, 0.15)
-        c, s = np.cos(a), np.sin(a)
-        x, y = size / 2 + c * (x - size / 2) - s * (y - size / 2), size / 2 + s * (x - size / 2) + c * (y - size / 2)
-        x = x + rng.uniform(-3, 3)
-    return np.column_stack([x, y, -verts[:, 2]]).astype(np.float32)
 
 
 def ellipse_mask(h, w, cx, cy, ax, ay):

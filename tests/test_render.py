@@ -6,6 +6,7 @@ from hypothesis import assume, given, settings, strategies as st
 
 from affcore import _core
 from affcore.render import interpolate, rasterize, sample_bilinear
+from meshes import ict_ortho
 
 SUB = 256  # 1/256 px snapping, part of the documented behaviour
 GUARD = 2.0**20
@@ -210,16 +211,6 @@ def test_watertight_full_mesh_no_holes_and_reference():
 
 
 # ---------------------------------------------------------------------------- ICT mesh
-def ict_ortho(verts, size):
-    xy = verts[:, :2].astype(np.float64)
-    lo, hi = xy.min(0), xy.max(0)
-    scale = 0.9 * size / (hi - lo).max()
-    centre = (lo + hi) / 2
-    x = (xy[:, 0] - centre[0]) * scale + size / 2
-    y = -(xy[:, 1] - centre[1]) * scale + size / 2
-    return np.column_stack([x, y, -verts[:, 2]]).astype(np.float32)
-
-
 def test_ict_matches_reference(ict_mesh):
     verts, tris = ict_mesh
     v = ict_ortho(verts, 200)
