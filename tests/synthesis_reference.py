@@ -34,29 +34,8 @@ def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 class ReferenceSynthesizer:
-    """Fit a face once, then render it with any number of target expressions.
-
-    Parameters
-    ----------
-    image : (H, W, 3) uint8 RGB photo of a (preferably neutral, frontal) face. Grey, RGBA
-        and 16-bit images are converted.
-    landmarks : (68, 2) iBUG landmarks in pixels; detected with dlib when omitted.
-    model : the face model; default :func:`affcore.load_model`.
-    fit_result : an existing fit of this image, to skip fitting.
-    keep_resting_face : how a target meets the expression fitted to the photo. True
-        (default): each blendshape becomes the larger of the target's and the fitted
-        weight, so what a neutral face shows at rest (lid shape, a pressed mouth) stays and
-        a target never adds to a smile already there (no double smile); the target
-        "neutral" reproduces the photo. False: the target replaces the fitted weights
-        outright (pure transfer; "neutral" then removes the photo's own expression).
-    threads : C++ worker threads for rendering and blending (0 = all cores).
-
-    Examples
-    --------
-    >>> s = Synthesizer(photo)
-    >>> happy = s.render(expression="happiness", intensity=0.8)
-    >>> custom = s.render(aus={"AU12": 0.8, "AU6": 0.5})
-    """
+    """:class:`affcore.synthesis.Synthesizer` in its original all-numpy form: the same
+    parameters, methods and results (to the tolerances of tests/test_synthesis_fast.py)."""
 
     def __init__(self, image, landmarks=None, model: FaceModel | None = None, fit_result: FitResult | None = None,
                  keep_resting_face: bool = True, threads: int = 0):
@@ -94,13 +73,7 @@ class ReferenceSynthesizer:
         offsets = blendshapes.astype(np.float32) @ self._expression_matrix
         return self._base + offsets.reshape(-1, 3)
 
-    def _bbox(self, screen_xy: np.ndarray, margin: int = 0):
-        h, w = self.image.shape[:2]
-        x0 = int(np.clip(np.floor(screen_xy[:, 0].min()) - margin, 0, w - 1))
-        y0 = int(np.clip(np.floor(screen_xy[:, 1].min()) - margin, 0, h - 1))
-        x1 = int(np.clip(np.ceil(screen_xy[:, 0].max()) + margin + 1, x0 + 1, w))
-        y1 = int(np.clip(np.ceil(screen_xy[:, 1].max()) + margin + 1, y0 + 1, h))
-        return x0, y0, x1, y1
+    _bbox = Synthesizer._bbox  # plain box arithmetic, not part of what is tested
 
     def _visible(self, xy: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Whether surface points with photo positions ``xy`` (N, 2) and fitted depths (N,)
