@@ -25,9 +25,10 @@ namespace affcore::bindings {
 namespace {
 
 constexpr long long kMaxBatch = 65535;
+constexpr const char* kBuiltWithoutCuda = "affcore was built without CUDA (no nvcc at build time, or AFFCORE_CUDA=OFF)";
 
 [[noreturn]] void no_cuda() {
-    throw std::runtime_error("affcore was built without CUDA (no nvcc at build time, or AFFCORE_CUDA=OFF)");
+    throw std::runtime_error(kBuiltWithoutCuda);
 }
 
 // None when CUDA kernels can run here; otherwise the reason, as a string.
@@ -37,7 +38,7 @@ py::object unavailable_reason() {
     if (why.empty()) return py::none();
     return py::str(why);
 #else
-    return py::str("affcore was built without CUDA (no nvcc at build time, or AFFCORE_CUDA=OFF)");
+    return py::str(kBuiltWithoutCuda);
 #endif
 }
 
