@@ -18,7 +18,7 @@ training crops (upscaled for fitting; the whole crop is the face box when dlib f
 nothing) and keeps its ``augmented.npz`` as ``fer2013_synth.npz``. ``subset`` keeps one
 intensity. ``table`` evaluates every run's ``best.pt`` (chosen on public_test) on its data
 set's private_test split, with the mirrored-face averaging the exported ONNX models use,
-one row per (folder, training data) cell.
+one row per cell (folder, data set, training data).
 """
 from __future__ import annotations
 
@@ -36,12 +36,15 @@ import numpy as np
 
 #: Targets synthesized from every neutral training face, in both arms (affcore augment SPEC).
 TARGETS = "happiness,sadness,surprise,fear,anger,disgust@0.5,1"
-TCCE_TO_FER = {"happy": "happy", "sad": "sad", "angry": "angry", "disgust": "disgust", "fear": "fear",
-               "surprise": "surprise", "neutral": "neutral"}
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("AFFCORE_DATA_DIR", "../shared/data"))
+    from affcore.fer.data import default_data_dir
+
+    d = default_data_dir()
+    if d is None:
+        raise SystemExit("data folder not found: set AFFCORE_DATA_DIR (e.g. ../shared/data)")
+    return d
 
 
 def tcce_split(subjects: list[str]) -> dict[str, str]:
@@ -57,6 +60,7 @@ def tcce_split(subjects: list[str]) -> dict[str, str]:
 def tcce_data(out: Path, spec: str = TARGETS) -> None:
     from tqdm import tqdm
 
+    from affcore.errors import NoFaceError
     from affcore.fer import class_index
     from affcore.fer.infer import align_face
     from affcore.images import read_image
@@ -75,11 +79,11 @@ def tcce_data(out: Path, spec: str = TARGETS) -> None:
         img = read_image(root / "images" / r["file"])
         try:
             lm = detect_landmarks(img)
-        except Exception as e:  # noqa: BLE001 -- recorded and reported, the data set goes on
+        except NoFaceError as e:  # recorded and reported; the data set goes on
             skipped.append((r["file"], str(e)))
             continue
         images.append(align_face(img, lm))
-        labels.append(class_index(TCCE_TO_FER[r["expression"]]))
+        labels.append(class_index(r["expression"]))  # TCCE uses FER2013's names
         splits.append(split_of[r["subject"]])
         subjects.append(int(r["subject"]))
         if r["expression"] != "neutral" or split_of[r["subject"]] != "train":
@@ -89,7 +93,7 @@ def tcce_data(out: Path, spec: str = TARGETS) -> None:
             face = synth.render(expression=e, intensity=i)
             try:
                 syn_images.append(align_face(face, detect_landmarks(face)))
-            except Exception as err:  # noqa: BLE001
+            except NoFaceError as err:
                 skipped.append((f"{r['file']} {e}@{i}", str(err)))
                 continue
             syn_labels.append(class_index(e))
@@ -152,7 +156,8 @@ def evaluate_run(run: Path) -> dict:
     x, y = load_fer2013(data_path, "private_test")
     pred = predict_logits(load_checkpoint(run / "best.pt"), x).argmax(1)
     data = Path(cfg["data"]).stem if cfg["data"] not in (None, "fer2013") else "fer2013"
-    return {"run": run.name, "cell": run.parent.name, "data": data, "arm": f"real + {'/'.join(Path(cfg['extra']).parts[-2:])}" if cfg.get("extra") else "real only",
+    arm = f"real + {'/'.join(Path(cfg['extra']).parts[-2:])}" if cfg.get("extra") else "real only"
+    return {"run": run.name, "cell": run.parent.name, "data": data, "arm": arm,
             "seed": cfg["seed"], "arch": cfg["arch"], "steps": cfg.get("steps"), "n_test": len(y),
             "acc": float((pred == y).mean()), "mca": float(mean_class_accuracy(y, pred, len(CLASSES))),
             "best_epoch": ck["state"]["best_epoch"]}

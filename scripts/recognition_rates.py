@@ -1,14 +1,14 @@
 """How often affcore's own recogniser (the shipped FER2013 ONNX model) reads synthesized
 faces as the intended expression, next to how often it reads real posed photos (TCCE) right.
 
-    AFFCORE_DATA_DIR=../shared/data python scripts/recognition_rates.py [--out docs/recognition_table.md] \
+    AFFCORE_DATA_DIR=../shared/data python scripts/recognition_rates.py [--out TABLE.md] \
         [--model OTHER.onnx --label NAME ...]
 
 Synthesized: every London neutral and wild photo, each basic expression (a) as the
 expression prototype at intensity 1 and (b) at the expression's valence-arousal anchor.
 Real: every TCCE photo of the six expressions shared with FER2013, plus neutral. With
 ``--model`` (repeatable, each with a ``--label``), further recognisers are run on the same
-faces and get their own columns; the faces are synthesized once.
+faces and get a table each; the faces are synthesized and aligned once.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from affcore import affect
+from affcore.errors import NoFaceError
 from affcore.fer import TO_AFFCORE
 from affcore.fer.infer import Recognizer, align_face
 from affcore.images import read_image
@@ -52,11 +53,13 @@ def main() -> None:
     real = {e: [] for e in EXPRESSIONS}
     with open(data / "tcce" / "labels.csv") as f:
         for row in csv.DictReader(f):
-            e = {"happy": "happiness", "sad": "sadness", "angry": "anger"}.get(row["expression"], row["expression"])
+            e = TO_AFFCORE.get(row["expression"])
+            if e not in real:
+                continue
             img = read_image(data / "tcce" / "images" / row["file"])
             try:
                 lm = detect_landmarks(img)
-            except Exception:  # noqa: BLE001 -- no face found: counts as not recognised
+            except NoFaceError:  # counts as not recognised
                 real[e].append(None)
                 continue
             real[e].append(align_face(img, lm))

@@ -167,8 +167,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
         el0 = state["elapsed"]
         seen = correct = 0
         loss_sum = 0.0
-        bar = tqdm(range(min(steps_per_epoch, total_steps - state["step"])), desc=f"epoch {epoch}", disable=not progress, mininterval=5,
-                   dynamic_ncols=True)
+        bar = tqdm(range(min(steps_per_epoch, total_steps - state["step"])), desc=f"epoch {epoch}",
+                   disable=not progress, mininterval=5, dynamic_ncols=True)
         for b in bar:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x = augment(normalize(xtr_t[idx]), g).to(device, memory_format=mf)
