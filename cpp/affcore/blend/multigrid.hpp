@@ -58,8 +58,8 @@ inline std::vector<PxVec>& px_cache() {
     thread_local std::vector<PxVec> cache;
     return cache;
 }
-// A zeroed buffer of n pixels, from the cache when one is there (the largest).
-inline PxVec take_px(std::size_t n) {
+// The largest cached buffer (its contents as they were), or an empty one.
+inline PxVec pop_largest_px() {
     auto& c = px_cache();
     PxVec v;
     if (!c.empty()) {
@@ -68,20 +68,18 @@ inline PxVec take_px(std::size_t n) {
         v = std::move(*best);
         c.erase(best);
     }
+    return v;
+}
+// A zeroed buffer of n pixels, from the cache when one is there (the largest).
+inline PxVec take_px(std::size_t n) {
+    PxVec v = pop_largest_px();
     v.assign(n, Px::Zero());
     return v;
 }
 // A buffer of n pixels whose contents are unspecified (stale values from an earlier
 // solve): for buffers that every pass writes before reading; see zero_outside_ranges.
 inline PxVec take_px_stale(std::size_t n) {
-    auto& c = px_cache();
-    PxVec v;
-    if (!c.empty()) {
-        auto best = std::max_element(c.begin(), c.end(),
-                                     [](const PxVec& a, const PxVec& b) { return a.capacity() < b.capacity(); });
-        v = std::move(*best);
-        c.erase(best);
-    }
+    PxVec v = pop_largest_px();
     v.resize(n, Px::Zero());  // keeps the first min(size, n) values as they are
     return v;
 }
