@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -75,11 +76,25 @@ void require_finite(const carray<T>& a, const char* name) {
             throw py::value_error(std::string(name) + ": contains NaN or infinite values");
 }
 
-// Index arrays: every entry in [0, bound).
+// Index arrays: every entry in [0, bound) (or -1 where allowed). The check runs on every
+// call with per-pixel index buffers of up to millions of entries: a branch-free min/max
+// pass (vectorised) first, and the search for the offending position only when it fails.
 template <typename T>
 void require_indices(const carray<T>& a, long long bound, const char* name, bool allow_minus_one = false) {
     const T* p = a.data();
-    for (py::ssize_t i = 0; i < a.size(); ++i) {
+    const py::ssize_t n = a.size();
+    long long lo = 0, hi = -1;
+    if (n > 0) {
+        T mn = p[0], mx = p[0];
+        for (py::ssize_t i = 1; i < n; ++i) {
+            mn = std::min(mn, p[i]);
+            mx = std::max(mx, p[i]);
+        }
+        lo = static_cast<long long>(mn);
+        hi = static_cast<long long>(mx);
+    }
+    if (lo >= (allow_minus_one ? -1 : 0) && hi < bound) return;
+    for (py::ssize_t i = 0; i < n; ++i) {
         long long v = static_cast<long long>(p[i]);
         if (allow_minus_one && v == -1) continue;
         if (v < 0 || v >= bound) {

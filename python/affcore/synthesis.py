@@ -183,7 +183,8 @@ class Synthesizer:
         x0, y0, x1, y1 = self._bbox(self._used_xy(self._source_screen))
         self._src_box = (x0, y0, x1, y1)
         shifted = self._source_screen - np.array([x0, y0, 0], np.float32)
-        self._src_raster = rasterize(shifted, self._triangles, y1 - y0, x1 - x0, threads=self.threads)
+        self._src_raster = rasterize(shifted, self._triangles, y1 - y0, x1 - x0, cull_backfaces=True,
+                                     threads=self.threads)
         tid = self._src_raster.triangle_id
         self._src_covered = (tid >= 0).view(np.uint8)
         self._src_part = np.where(tid >= 0, self._part[np.maximum(tid, 0)], -1).astype(np.int8)
@@ -318,7 +319,8 @@ class Synthesizer:
         both = np.concatenate([self._used_xy(screen), self._used_xy(self._source_screen)])
         x0, y0, x1, y1 = self._bbox(both, self._margin)
         bw, bh = x1 - x0, y1 - y0
-        r = rasterize(screen - np.array([x0, y0, 0], np.float32), self._triangles, bh, bw, threads=self.threads)
+        r = rasterize(screen - np.array([x0, y0, 0], np.float32), self._triangles, bh, bw, cull_backfaces=True,
+                      threads=self.threads)
         # the face: the photo where it showed the surface, shaded materials where it did not
         sx0, sy0 = self._src_box[:2]
         lip = float(screen[self._mesh.lip, 2].mean())
