@@ -48,38 +48,45 @@ namespace affcore::blend {
 using Px = Eigen::Array4f;
 using PxVec = std::vector<Px, Eigen::aligned_allocator<Px>>;
 
-// Per-thread cache of pixel buffers: a blend needs about ten box-sized buffers, and fresh
-// multi-megabyte allocations cost a page fault per 4 KiB (a third of the run time at 1024^2).
-// Buffers are handed back when a solve ends and reused by the next one on the same thread;
-// at most kCacheCount buffers of at most kCacheBytes each are kept.
-inline constexpr std::size_t kCacheCount = 12;
+// Per-thread cache of pixel buffers: a blend needs seven box-sized buffers and three per
+// coarser level, and fresh allocations cost a page fault per 4 KiB (a third of the run
+// time at 1024^2). Buffers are handed back when a solve ends and reused by the next one on
+// the same thread; at most kCacheCount buffers of at most kCacheBytes each are kept (enough
+// for every buffer of a solve: fewer would drop the coarse levels' and refill them each time).
+inline constexpr std::size_t kCacheCount = 64;
 inline constexpr std::size_t kCacheBytes = std::size_t(32) << 20;
 inline std::vector<PxVec>& px_cache() {
     thread_local std::vector<PxVec> cache;
     return cache;
 }
-// The largest cached buffer (its contents as they were), or an empty one.
-inline PxVec pop_largest_px() {
+// A cached buffer (its contents as they were) for n pixels: the smallest that holds n
+// without reallocating, else the largest, else an empty one. Best fit matters: a solve
+// takes a few fine-grid buffers and many small coarse ones, and a coarse level that took
+// a fine buffer would leave a later fine one to a fresh allocation and its page faults.
+inline PxVec pop_cached_px(std::size_t n) {
     auto& c = px_cache();
     PxVec v;
-    if (!c.empty()) {
-        auto best = std::max_element(c.begin(), c.end(),
-                                     [](const PxVec& a, const PxVec& b) { return a.capacity() < b.capacity(); });
-        v = std::move(*best);
-        c.erase(best);
+    if (c.empty()) return v;
+    auto best = c.end(), largest = c.begin();
+    for (auto it = c.begin(); it != c.end(); ++it) {
+        if (it->capacity() > largest->capacity()) largest = it;
+        if (it->capacity() >= n && (best == c.end() || it->capacity() < best->capacity())) best = it;
     }
+    if (best == c.end()) best = largest;
+    v = std::move(*best);
+    c.erase(best);
     return v;
 }
 // A zeroed buffer of n pixels, from the cache when one is there (the largest).
 inline PxVec take_px(std::size_t n) {
-    PxVec v = pop_largest_px();
+    PxVec v = pop_cached_px(n);
     v.assign(n, Px::Zero());
     return v;
 }
 // A buffer of n pixels whose contents are unspecified (stale values from an earlier
 // solve): for buffers that every pass writes before reading; see zero_outside_ranges.
 inline PxVec take_px_stale(std::size_t n) {
-    PxVec v = pop_largest_px();
+    PxVec v = pop_cached_px(n);
     v.resize(n, Px::Zero());  // keeps the first min(size, n) values as they are
     return v;
 }
@@ -188,12 +195,13 @@ public:
     MaskedPoissonPcg& operator=(const MaskedPoissonPcg&) = delete;
 
     MgGrid& fine() { return levels_.front(); }
-    // Optional initial guess on the fine grid: call after prepare(), fill at unknowns (the
-    // buffer is zero elsewhere and must stay so), then solve(). Without it the guess is 0.
+    // Optional initial guess on the fine grid: call before solve() and write every value
+    // of the returned storage-sized buffer (its contents are unspecified; zero wherever
+    // there is no unknown). Without it the guess is 0.
     PxVec& guess() {
         if (x_.size() != levels_.front().size()) {
             give_px(x_);
-            x_ = take_px(levels_.front().size());
+            x_ = take_px_stale(levels_.front().size());
         }
         has_guess_ = true;
         return x_;
@@ -259,22 +267,30 @@ public:
             ~Giver() { give_px(*a); give_px(*b); give_px(*c); }
         } giver{&z, &p, &q};
 
-        // <b, b>, q = A x and <b - q, b - q> for the guess, in one pass; then r = b - A x,
-        // channel by channel only where that beats x = 0
+        // <b, b>, q = b - A x and <q, q> for the guess, in one pass; then r = b - A x,
+        // channel by channel only where that beats x = 0 (a channel without a right-hand
+        // side keeps r = b = 0 and x = 0)
         Eigen::Array4d ff, rg;
         guess_residual(G, r, q, ff, rg);
         Eigen::Array4d rr = ff;
         Px use;
         for (int c = 0; c < 4; ++c) use(c) = rg(c) < ff(c) ? 1.0f : 0.0f;
-        rows(G, [&](int, int lo, int hi, std::size_t base) {
-            Px* xr = x_.data() + base;
-            Px* rrow = r.data() + base;
-            const Px* qr = q.data() + base;
-            for (int i = lo; i <= hi; ++i) {
-                xr[i] *= use;
-                rrow[i] -= use * qr[i];
-            }
-        });
+        bool all_use = true;
+        for (int c = 0; c < 4; ++c) all_use = all_use && (use(c) != 0.0f || (ff(c) == 0.0f && rg(c) == 0.0f));
+        if (all_use) {
+            // r = q, by exchanging the buffers (q is overwritten before it is read again)
+            std::swap(r, q);
+        } else {
+            rows(G, [&](int, int lo, int hi, std::size_t base) {
+                Px* xr = x_.data() + base;
+                Px* rrow = r.data() + base;
+                const Px* qr = q.data() + base;
+                for (int i = lo; i <= hi; ++i) {
+                    xr[i] *= use;
+                    rrow[i] = use * qr[i] + (1.0f - use) * rrow[i];
+                }
+            });
+        }
         for (int c = 0; c < 4; ++c) rr(c) = use(c) != 0.0f ? rg(c) : ff(c);
         const bool guessed = (use != 0.0f).any();
         auto rel = [&](const Eigen::Array4d& a) {
@@ -347,7 +363,7 @@ private:
         return sum_rows(g);
     }
 
-    // q = A x_ on unknowns; ff = <b, b>, rg = <b - q, b - q> per channel.
+    // q = b - A x_ on unknowns; ff = <b, b>, rg = <q, q> per channel.
     void guess_residual(const MgGrid& g, const PxVec& b, PxVec& q, Eigen::Array4d& ff, Eigen::Array4d& rg) {
         const int s = g.sw;
         rowsum2_.assign(rowsum_.size(), Px::Zero());
@@ -359,9 +375,9 @@ private:
             Px sb = Px::Zero(), sr = Px::Zero();
             for (int i = lo; i <= hi; ++i) {
                 const Px v = (4.0f * xr[i] - xr[i - 1] - xr[i + 1] - xr[i - s] - xr[i + s]) * wr[i];
-                qr[i] = v;
-                sb += br[i] * br[i];
                 const Px d = br[i] - v;
+                qr[i] = d;
+                sb += br[i] * br[i];
                 sr += d * d;
             }
             rowsum_[static_cast<std::size_t>(j)] = sb;

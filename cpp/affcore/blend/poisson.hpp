@@ -170,67 +170,71 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
         }
     });
 
-    // Fine grid: storage coordinates coincide with box coordinates.
+    // Fine grid: storage coordinates coincide with box coordinates (the storage may have
+    // one more column and row, never unknowns).
     MaskedPoissonPcg solver(bw - 2, bh - 2, pool);
     MgGrid& G = solver.fine();
-    G.b = take_px(G.size());
-    pool.rows(1, bh - 1, boxwork, [&](int b, int e) {
+    // One pass writes, over the whole storage grid, the unknowns (w), the right-hand side
+    // (b) and the initial guess: the correction is S - T where every gradient comes
+    // from the source (the eroded mask), up to a smooth remainder; this leaves a residual
+    // only along the erosion's edge, typically a few percent of the right-hand side (see
+    // solve()). Branch-free: a mask value of 0 or 1 multiplies each term, which adds the
+    // same terms in the same order as testing it would.
+    G.b = take_px_stale(G.size());
+    PxVec& guess = solver.guess();
+    const int sw = G.sw;
+    pool.rows(0, G.sh, boxwork, [&](int b, int e) {
         for (int y = b; y < e; ++y) {
-            const std::uint8_t* mr = mask + iidx(x0, y0 + y);
             float* w = G.w.data() + G.at(0, y);
             Px* f = G.b.data() + G.at(0, y);
-            for (int x = 1; x + 1 < bw; ++x) {
-                if (!mr[x]) continue;
-                w[x] = 1.0f;
-                const std::size_t k = bidx(bw, x, y);
-                const Px ep = E[k];
-                Px acc = Px::Zero();
-                if (me[k]) acc += (ep - E[k + 1]) + (ep - E[k + bw]);
-                if (me[k - 1]) acc += ep - E[k - 1];
-                if (me[k - bw]) acc += ep - E[k - bw];
-                f[x] = acc;
+            Px* xr = guess.data() + G.at(0, y);
+            if (y < 1 || y + 1 >= bh) {  // frame rows and the extra storage row
+                std::fill(f, f + sw, Px::Zero());
+                std::fill(xr, xr + sw, Px::Zero());
+                continue;
             }
+            const std::uint8_t* mr = mask + iidx(x0, y0 + y);
+            const std::uint8_t* er = me.data() + bidx(bw, 0, y);
+            const Px* Er = E.data() + bidx(bw, 0, y);
+            f[0] = xr[0] = Px::Zero();
+            for (int x = 1; x + 1 < bw; ++x) {
+                const float m = mr[x] != 0 ? 1.0f : 0.0f;
+                const Px ep = Er[x];
+                const Px acc = float(er[x]) * ((ep - Er[x + 1]) + (ep - Er[x + bw])) + float(er[x - 1]) * (ep - Er[x - 1]) +
+                               float(er[x - bw]) * (ep - Er[x - bw]);
+                w[x] = m;
+                f[x] = m * acc;
+                xr[x] = (m * float(er[x])) * ep;
+            }
+            for (int x = bw - 1; x < sw; ++x) f[x] = xr[x] = Px::Zero();
         }
     });
+    give_px(E);  // not needed any more: the solver reuses its memory (smaller working set)
     solver.prepare();
     st.unknowns = G.unknowns;
-    // Initial guess: the correction is S - T where every gradient comes from the source
-    // (the eroded mask), up to a smooth remainder; this leaves a residual only along the
-    // erosion's edge, typically a few percent of the right-hand side (see solve()).
-    {
-        PxVec& x0 = solver.guess();
-        pool.rows(1, bh - 1, boxwork, [&](int b, int e) {
-            for (int y = b; y < e; ++y) {
-                const float* w = G.w.data() + G.at(0, y);
-                Px* xr = x0.data() + G.at(0, y);
-                for (int x = 1; x + 1 < bw; ++x) {
-                    const std::size_t k = bidx(bw, x, y);
-                    if (w[x] != 0.0f && me[k]) xr[x] = E[k];
-                }
-            }
-        });
-    }
-    give_px(E);  // not needed any more: the solver reuses its memory (smaller working set)
     const PcgResult pr = solver.solve(tolerance);
     st.iterations = pr.iterations;
     st.residual = pr.residual;
     const PxVec& d = solver.solution();
 
-    // Write the unknowns: target + correction, rounded to nearest, clamped.
+    // Write the unknowns: target + correction, rounded to nearest, clamped. Branch-free over
+    // each row's range: the correction is 0 wherever there is no unknown, which writes the
+    // target's own value back.
     pool.rows(1, bh - 1, boxwork, [&](int b, int e) {
         for (int y = b; y < e; ++y) {
-            const float* w = G.w.data() + G.at(0, y);
-            const Px* u = d.data() + G.at(0, y);
+            const int lo = std::max(G.lo[static_cast<std::size_t>(y)], 1);
+            const int hi = std::min(G.hi[static_cast<std::size_t>(y)], bw - 2);
+            // Px is four contiguous floats; per channel, so that no vector is assembled from
+            // bytes (a store-forwarding stall per pixel). v >= 0.5 below, so truncation
+            // is floor.
+            const float* u = d.data()->data() + 4 * G.at(0, y);
             std::uint8_t* o = out + iidx(x0, y0 + y) * 3;
             const std::uint8_t* t = target + iidx(x0, y0 + y) * 3;
-            for (int x = 1; x + 1 < bw; ++x) {
-                if (w[x] == 0.0f) continue;
+            for (int x = lo; x <= hi; ++x)
                 for (int c = 0; c < 3; ++c) {
-                    float v = float(t[3 * x + c]) + u[x](c);
-                    v = std::floor(std::min(std::max(v, 0.0f), 255.0f) + 0.5f);
-                    o[3 * x + c] = static_cast<std::uint8_t>(std::min(v, 255.0f));
+                    const float v = std::min(std::max(float(t[3 * x + c]) + u[4 * x + c], 0.0f), 255.0f) + 0.5f;
+                    o[3 * x + c] = static_cast<std::uint8_t>(static_cast<int>(v));
                 }
-            }
         }
     });
     return st;
