@@ -76,6 +76,10 @@ def _face_args(**over):
 def test_transfer_face_checks_its_inputs():
     comp, disp, known = _core.transfer_face(**_face_args())
     assert comp.shape == (8, 10, 3) and disp.shape == (8, 10, 2) and not known.any()
+    comp, disp, known = _core.transfer_face(**_face_args(), reduce=4)
+    assert comp.shape == (8, 10, 3) and disp.shape == (2, 2, 2) and known.shape == (2, 2)
+    with pytest.raises(ValueError, match="reduce"):
+        _core.transfer_face(**_face_args(), reduce=0)
     with pytest.raises(TypeError, match="triangle_id"):
         _core.transfer_face(**_face_args(triangle_id=np.full((8, 10), -1, np.int64)))
     with pytest.raises(ValueError, match="triangle_id"):

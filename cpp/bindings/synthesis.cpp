@@ -40,7 +40,8 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
                         const py::object& depth_obj, const py::object& tris_obj, const py::object& part_obj,
                         const py::object& source_obj, const py::object& target_obj, const py::object& normal_tris_obj,
                         const py::object& src_depth_obj, const py::tuple& src_origin, const py::tuple& box_origin,
-                        float depth_slack, float lip_depth, float cavity_scale, const py::object& lit_obj, int threads) {
+                        float depth_slack, float lip_depth, float cavity_scale, const py::object& lit_obj, int reduce,
+                        int threads) {
     auto image = require_photo(image_obj);
     auto source = require_array<float>(source_obj, "source_screen");
     require_shape(source, {-1, 3}, "source_screen");
@@ -73,6 +74,7 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     require_shape(lit, {synthesis::kNumParts, 3}, "lit");
     require_finite(lit, "lit");
     if (!(cavity_scale > 0.0f)) throw py::value_error("cavity_scale: must be > 0");
+    if (reduce < 1 || reduce > 64) throw py::value_error("reduce: must be in [1, 64], got " + std::to_string(reduce));
     const unsigned nthreads = threads_of(threads);
 
     synthesis::FaceInputs in;
@@ -100,9 +102,9 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     in.lit = lit.data();
 
     carray<std::uint8_t> comp({H, W, py::ssize_t(3)});
-    carray<float> disp({H, W, py::ssize_t(2)});
-    carray<float> known({H, W});
-    synthesis::FaceOutputs out{comp.mutable_data(), disp.mutable_data(), known.mutable_data()};
+    carray<float> disp({H / reduce, W / reduce, py::ssize_t(2)});
+    carray<float> known({H / reduce, W / reduce});
+    synthesis::FaceOutputs out{comp.mutable_data(), disp.mutable_data(), known.mutable_data(), reduce};
     {
         py::gil_scoped_release release;
         synthesis::transfer_face(in, out, nthreads);
@@ -225,9 +227,9 @@ void bind_synthesis(pybind11::module_& m) {
     using namespace pybind11::literals;
     m.def("transfer_face", &transfer_face, "image"_a, "triangle_id"_a, "barycentrics"_a, "depth"_a, "triangles"_a,
           "part"_a, "source_screen"_a, "target_screen"_a, "normal_triangles"_a, "src_depth"_a, "src_origin"_a,
-          "box_origin"_a, "depth_slack"_a, "lip_depth"_a, "cavity_scale"_a, "lit"_a, "threads"_a = 0,
-          "Fused texture transfer over the deformed face's pixels: (composite, displacement, known). "
-          "See affcore.synthesis.");
+          "box_origin"_a, "depth_slack"_a, "lip_depth"_a, "cavity_scale"_a, "lit"_a, "reduce"_a = 1, "threads"_a = 0,
+          "Fused texture transfer over the deformed face's pixels: (composite, displacement, known), the "
+          "last two as means over reduce x reduce blocks. See affcore.synthesis.");
     m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
           "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");

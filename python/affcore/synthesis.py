@@ -170,10 +170,15 @@ class Synthesizer:
         self.keep_resting_face = bool(keep_resting_face)
         mesh = self._mesh = _mesh(self.model)
         self._triangles, self._part = mesh.triangles, mesh.part
-        # identity applied once; per target only the expression basis is added
+        # identity and fitted expression applied once; per target only the blendshapes
+        # whose weights differ from the fit are added (with keep_resting_face, those the
+        # target raises above it: a few, instead of all of them)
         k = len(self.fit.identity)
-        self._base = _core.deform_project(mesh.neutral, mesh.identity[:k], self.fit.identity.astype(np.float64),
-                                          *_NO_CAMERA, threads=self.threads)
+        self._fitted_expression = np.asarray(self.fit.expression, np.float64)
+        identity = _core.deform_project(mesh.neutral, mesh.identity[:k], self.fit.identity.astype(np.float64),
+                                        *_NO_CAMERA, threads=self.threads)
+        self._fitted_vertices = _core.deform_project(identity, mesh.expression, self._fitted_expression,
+                                                     *_NO_CAMERA, threads=self.threads)
         self._camera = (np.ascontiguousarray(self.fit.rotation, dtype=np.float64), float(self.fit.scale),
                         np.ascontiguousarray(self.fit.translation, dtype=np.float64))
         self._source_screen = self._screen(self.fit.expression)
@@ -201,19 +206,25 @@ class Synthesizer:
     # -- geometry --------------------------------------------------------------------------
     def _screen(self, blendshapes: np.ndarray) -> np.ndarray:
         """Screen positions (N, 3) float32 of the mesh's vertices with these blendshapes."""
-        return _core.deform_project(self._base, self._mesh.expression, np.asarray(blendshapes, np.float64),
-                                    *self._camera, threads=self.threads)
+        change = np.asarray(blendshapes, np.float64) - self._fitted_expression
+        return _core.deform_project(self._fitted_vertices, self._mesh.expression, change, *self._camera,
+                                    threads=self.threads)
 
     def _used_xy(self, screen: np.ndarray) -> np.ndarray:
         u = self._mesh.used
         return screen[:, :2] if u is None else screen[u, :2]
 
     def _bbox(self, screen_xy: np.ndarray, margin: int = 0):
+        """The pixel box (x0, y0, x1, y1), end exclusive, around these points plus a
+        margin, inside the image; its sides are whole multiples of _BLOCK where the image
+        allows (the displacement extension works on blocks of that many pixels)."""
         h, w = self.image.shape[:2]
         x0 = int(np.clip(np.floor(screen_xy[:, 0].min()) - margin, 0, w - 1))
         y0 = int(np.clip(np.floor(screen_xy[:, 1].min()) - margin, 0, h - 1))
         x1 = int(np.clip(np.ceil(screen_xy[:, 0].max()) + margin + 1, x0 + 1, w))
         y1 = int(np.clip(np.ceil(screen_xy[:, 1].max()) + margin + 1, y0 + 1, h))
+        x0, x1 = _whole_blocks(x0, x1, w)
+        y0, y1 = _whole_blocks(y0, y1, h)
         return x0, y0, x1, y1
 
     def _estimate_light(self) -> np.ndarray:
@@ -299,7 +310,7 @@ class Synthesizer:
 
         ``blendshapes`` (E,) in [0, 1] renders exactly those weights (no resting-face rule)."""
         bs = self._checked_blendshapes(expression, intensity, aus, va, blendshapes)
-        (x0, y0, x1, y1), comp, region, known = self._compose(bs)
+        (x0, y0, x1, y1), comp, region, triangle_id = self._compose(bs)
         h, w = self.image.shape[:2]
         inside = region.view(bool)
         composite = self.image.copy()
@@ -307,14 +318,14 @@ class Synthesizer:
         mask = np.zeros((h, w), bool)
         mask[y0:y1, x0:x1] = inside
         face = np.zeros((h, w), bool)
-        face[y0:y1, x0:x1] = known > 0
+        face[y0:y1, x0:x1] = triangle_id >= 0
         image = self._blend((x0, y0, x1, y1), comp, region)
         return RenderedTarget(image=image, composite=composite, mask=mask, face_mask=face, blendshapes=bs)
 
     def _compose(self, blendshapes: np.ndarray):
         """The box worked on, the composite over it (rendered face + warped surroundings;
-        defined inside the region only), the blend region (uint8 0/1) and the face's
-        coverage (float32 0/1)."""
+        defined inside the region only), the blend region (uint8 0/1) and the deformed
+        face's raster over the box (triangle ids, -1 where it does not cover)."""
         screen = self._screen(blendshapes)
         both = np.concatenate([self._used_xy(screen), self._used_xy(self._source_screen)])
         x0, y0, x1, y1 = self._bbox(both, self._margin)
@@ -324,13 +335,16 @@ class Synthesizer:
         # the face: the photo where it showed the surface, shaded materials where it did not
         sx0, sy0 = self._src_box[:2]
         lip = float(screen[self._mesh.lip, 2].mean())
+        # the displacement field comes as block means: its extension works at a quarter of
+        # the resolution (the field is smooth)
+        reduce = _BLOCK if min(bh, bw) >= 64 else 1
         comp, disp, known = _core.transfer_face(
             self.image, r.triangle_id, r.barycentrics, r.depth, self._triangles, self._part, self._source_screen,
             screen, self._mesh.normal_triangles, self._src_raster.depth, (sx0, sy0), (x0, y0),
             # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
-            0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, threads=self.threads)
+            0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads)
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
-        small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px)
+        small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         surround = (self.image, r.triangle_id, (x0, y0), small, self._src_covered, (sx0 - x0, sy0 - y0))
         region0 = _core.transfer_surround(*surround, comp, 0.3, threads=self.threads)
         # blend region: the union of the fitted and the deformed face, plus the warp's reach
@@ -339,7 +353,7 @@ class Synthesizer:
         region[:, [0, -1]] = 0
         # the composite matters inside the region only: the warped photo where dilation added to it
         _core.transfer_ring(*surround, region0, region, comp, threads=self.threads)
-        return (x0, y0, x1, y1), comp, region, known
+        return (x0, y0, x1, y1), comp, region, r.triangle_id
 
     def _blend(self, box, comp, region) -> np.ndarray:
         x0, y0, x1, y1 = box
@@ -349,22 +363,31 @@ class Synthesizer:
         return out
 
 
+_BLOCK = 4  # side of the blocks the displacement extension works on (boxes of 64+ pixels)
+
+
+def _whole_blocks(a: int, b: int, n: int) -> tuple[int, int]:
+    """[a, b) grown to a whole number of _BLOCK pixels inside [0, n): at the end first,
+    then at the start; unchanged where [0, n) is too small."""
+    extra = -(b - a) % _BLOCK
+    grow = min(extra, n - b)
+    return a - min(extra - grow, a), b + grow
+
+
 def _extension_small(disp: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
-    """The smooth extension of a displacement field known on ``known`` (1/0; ``disp`` is 0
-    elsewhere) to its surroundings, decaying to zero about ``sigma`` pixels away: a
-    normalised Gaussian average of the known displacements, faded by the distance from the
-    known region. Computed at a quarter of the resolution (the field is smooth); the caller
-    upsamples it bilinearly (as cv2.resize INTER_LINEAR) and keeps ``disp`` on ``known``."""
-    h, w = known.shape
-    f = 4 if min(h, w) >= 64 else 1
-    sh, sw = max(1, h // f), max(1, w // f)
-    k = cv2.resize(known, (sw, sh), interpolation=cv2.INTER_AREA)
-    d = cv2.resize(disp, (sw, sh), interpolation=cv2.INTER_AREA)
-    s = max(sigma / f, 1.0)
-    num = cv2.GaussianBlur(d, (0, 0), s)
-    den = cv2.GaussianBlur(k, (0, 0), s)
+    """The smooth extension of a displacement field to the surroundings of where it is
+    known, decaying to zero about ``sigma`` pixels away: a normalised Gaussian average of
+    the known displacements, faded by the distance from the known region.
+
+    ``known`` is the covered fraction of each pixel and ``disp`` the displacement times
+    it (0 where nothing is known), both at the reduced resolution the extension works at
+    (transfer_face's block means); ``sigma`` is in those pixels. The caller upsamples the
+    result bilinearly (as cv2.resize INTER_LINEAR) and keeps the exact field on the face."""
+    s = max(sigma, 1.0)
+    num = cv2.GaussianBlur(disp, (0, 0), s)
+    den = cv2.GaussianBlur(known, (0, 0), s)
     avg = num / np.maximum(den, 1e-6)[..., None]
-    dist = cv2.distanceTransform((k < 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+    dist = cv2.distanceTransform((known < 0.5).astype(np.uint8), cv2.DIST_L2, 3)
     fade = np.exp(-((dist / s) ** 2))
     return np.ascontiguousarray(avg * (fade * (den > 1e-4))[..., None], dtype=np.float32)
 

@@ -54,6 +54,17 @@ namespace detail {
 inline void draw_rows(const TriangleSetup& t, std::int32_t id, const float* z, const float* w,
                       std::int64_t row_begin, std::int64_t row_end, const RasterTarget& out) {
     const std::int64_t ya = std::max(t.y0, row_begin), yb = std::min(t.y1, row_end - 1);
+    // Hidden triangles (the mouth's inside behind closed lips, eyeballs behind the lids)
+    // end here: no pixel's interpolated depth is below the nearest vertex's (a convex
+    // combination, rounded to the nearest float), so when every pixel of the bounding box
+    // already holds a depth <= that, the strict depth test below would fail everywhere.
+    const float zmin = std::min(z[0], std::min(z[1], z[2]));
+    bool may_show = false;
+    for (std::int64_t y = ya; y <= yb && !may_show; ++y) {
+        const float* d = out.depth + static_cast<std::size_t>(y) * static_cast<std::size_t>(out.width);
+        for (std::int64_t x = t.x0; x <= t.x1; ++x) may_show |= d[x] > zmin;
+    }
+    if (!may_show) return;
     // The per-pixel arithmetic is raster_core.hpp's, shared with the GPU rasterizer.
     const PixelConstants c = pixel_constants(t, z);
     const std::int64_t step0 = t.edge[0].A * kSubpixel, step1 = t.edge[1].A * kSubpixel,
@@ -85,7 +96,8 @@ inline void draw_rows(const TriangleSetup& t, std::int32_t id, const float* z, c
 //
 // Work split: (1) vertices are snapped and (2) triangles set up in parallel chunks,
 // (3) triangles are binned into horizontal bands in index order, (4) bands are drawn in
-// parallel. Output is bit-identical for any thread count.
+// parallel. One thread draws the triangles in index order without binning. Output is
+// bit-identical for any thread count.
 inline void rasterize(const float* vertices, std::size_t num_vertices, const std::int32_t* triangles,
                       std::size_t num_triangles, const float* w, const RasterTarget& out,
                       const RasterOptions& opt) {
@@ -110,6 +122,24 @@ inline void rasterize(const float* vertices, std::size_t num_vertices, const std
         for (int k = 0; k < 3; ++k) p[k] = fixed[tri[k]];
         return true;
     };
+
+    // Draws triangle t's rows [r0, r1).
+    auto draw = [&](std::size_t t, std::int64_t r0, std::int64_t r1) {
+        FixedPoint p[3];
+        detail::TriangleSetup s;
+        if (!load(t, p) || !detail::setup_triangle(p, out.height, out.width, opt.cull_backfaces, s)) return;
+        const std::int32_t* tri = triangles + 3 * t;
+        const float z[3] = {vertices[3 * tri[0] + 2], vertices[3 * tri[1] + 2], vertices[3 * tri[2] + 2]};
+        float wv[3];
+        if (w) wv[0] = w[tri[0]], wv[1] = w[tri[1]], wv[2] = w[tri[2]];
+        detail::draw_rows(s, static_cast<std::int32_t>(t), z, w ? wv : nullptr, r0, r1, out);
+    };
+
+    // One thread: every triangle in index order, set up once; nothing to bin.
+    if (threads == 1) {
+        for (std::size_t t = 0; t < num_triangles; ++t) draw(t, 0, out.height);
+        return;
+    }
 
     // Bands: enough of them for dynamic load balancing, tall enough that most triangles
     // fall into one band only.
@@ -160,18 +190,8 @@ inline void rasterize(const float* vertices, std::size_t num_vertices, const std
     parallel_tasks(nbands, threads, [&](std::size_t band) {
         const std::int64_t r0 = static_cast<std::int64_t>(band) * band_h;
         const std::int64_t r1 = std::min<std::int64_t>(r0 + band_h, out.height);
-        for (std::size_t j = band_start[band]; j < band_start[band + 1]; ++j) {
-            const std::int32_t t = bins[j];
-            FixedPoint p[3];
-            detail::TriangleSetup s;
-            load(static_cast<std::size_t>(t), p);
-            detail::setup_triangle(p, out.height, out.width, opt.cull_backfaces, s);
-            const std::int32_t* tri = triangles + 3 * static_cast<std::size_t>(t);
-            const float z[3] = {vertices[3 * tri[0] + 2], vertices[3 * tri[1] + 2], vertices[3 * tri[2] + 2]};
-            float wv[3];
-            if (w) wv[0] = w[tri[0]], wv[1] = w[tri[1]], wv[2] = w[tri[2]];
-            detail::draw_rows(s, t, z, w ? wv : nullptr, r0, r1, out);
-        }
+        for (std::size_t j = band_start[band]; j < band_start[band + 1]; ++j)
+            draw(static_cast<std::size_t>(bins[j]), r0, r1);
     });
 }
 

@@ -95,10 +95,17 @@ struct FaceInputs {
     const float* lit = nullptr;  // kNumParts x 3: lit colour of each part's material
 };
 
+// The displacement field and the coverage go to the extension of the field into the
+// surroundings, which works at reduced resolution (the field is smooth): they are written
+// as means over reduce x reduce blocks of the box (box_h / reduce x box_w / reduce blocks,
+// rounded down; the last rows and columns of the box beyond whole blocks are left out),
+// which is what cv2.resize(INTER_AREA) gives for a box of whole blocks, without the
+// full-resolution buffers.
 struct FaceOutputs {
     std::uint8_t* composite = nullptr;  // box_h x box_w x 3: written at covered pixels only
-    float* displacement = nullptr;      // box_h x box_w x 2: photo position - pixel; 0 off the face
-    float* known = nullptr;             // box_h x box_w: 1 where covered, else 0
+    float* displacement = nullptr;      // blocks x 2: mean of photo position - pixel (0 off the face)
+    float* known = nullptr;             // blocks: covered fraction
+    int reduce = 1;                     // block side, >= 1
 };
 
 // Vertex normals of the deformed face in a camera frame (x right, y up, z to the camera),
@@ -131,21 +138,24 @@ inline void part_vertex_normals(const FaceInputs& in, std::vector<float>& normal
 inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
     std::vector<float> normals;
     if (in.num_normal_triangles > 0) part_vertex_normals(in, normals);
-    const int W = in.box_w;
+    const int W = in.box_w, f = std::max(out.reduce, 1);
+    const int bh = in.box_h / f, bw = W / f;
+    const float inv_area = 1.0f / static_cast<float>(f * f);
     const float fx0 = static_cast<float>(in.box_x0), fy0 = static_cast<float>(in.box_y0);
-    render::parallel_ranges(static_cast<std::size_t>(in.box_h), std::max(1u, threads),
-                            [&](std::size_t r0, std::size_t r1, unsigned) {
-        for (std::size_t row = r0; row < r1; ++row) {
+    // Rows go to workers in whole blocks, so that each block's sums (in row-major pixel
+    // order) are one worker's: the result does not depend on the thread count.
+    const std::size_t groups = static_cast<std::size_t>((in.box_h + f - 1) / f);
+    render::parallel_ranges(groups, std::max(1u, threads), [&](std::size_t g0, std::size_t g1, unsigned) {
+        std::vector<float> acc(3 * static_cast<std::size_t>(bw));  // per block of the group: dx, dy, count
+        for (std::size_t g = g0; g < g1; ++g) {
+            std::fill(acc.begin(), acc.end(), 0.0f);
+            const bool whole = static_cast<int>(g) < bh;
+            const std::size_t row_end = std::min<std::size_t>((g + 1) * f, static_cast<std::size_t>(in.box_h));
+            for (std::size_t row = g * f; row < row_end; ++row)
             for (int col = 0; col < W; ++col) {
                 const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
                 const std::int32_t t = in.triangle_id[i];
-                float* disp = out.displacement + 2 * i;
-                if (t < 0) {
-                    disp[0] = disp[1] = 0.0f;
-                    out.known[i] = 0.0f;
-                    continue;
-                }
-                out.known[i] = 1.0f;
+                if (t < 0) continue;
                 const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
                 const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1], b0 = 1.0f - b1 - b2;
                 const float* a0 = in.source_screen + 3 * static_cast<std::size_t>(tri[0]);
@@ -154,8 +164,13 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
                 const float sx = b0 * a0[0] + b1 * a1[0] + b2 * a2[0];
                 const float sy = b0 * a0[1] + b1 * a1[1] + b2 * a2[1];
                 const float sz = b0 * a0[2] + b1 * a1[2] + b2 * a2[2];
-                disp[0] = (sx - fx0) - static_cast<float>(col);
-                disp[1] = (sy - fy0) - static_cast<float>(row);
+                const int block = col / f;
+                if (whole && block < bw) {
+                    float* a = acc.data() + 3 * static_cast<std::size_t>(block);
+                    a[0] += (sx - fx0) - static_cast<float>(col);
+                    a[1] += (sy - fy0) - static_cast<float>(row);
+                    a[2] += 1.0f;
+                }
                 const int p = in.part[t];
                 float colour[3];
                 bool synthetic = false;
@@ -186,6 +201,14 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
                 }
                 std::uint8_t* o = out.composite + 3 * i;
                 for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
+            }
+            if (!whole) continue;
+            float* d = out.displacement + 2 * g * static_cast<std::size_t>(bw);
+            float* k = out.known + g * static_cast<std::size_t>(bw);
+            for (int b = 0; b < bw; ++b) {
+                d[2 * b] = acc[3 * b] * inv_area;
+                d[2 * b + 1] = acc[3 * b + 1] * inv_area;
+                k[b] = acc[3 * b + 2] * inv_area;
             }
         }
     });
