@@ -39,6 +39,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "affcore/blend/parallel.hpp"
@@ -175,6 +176,9 @@ public:
     // pipeline's composites match the photo along the mask's edge, their first step
     // changes the values by a few hundredths and leaves a mean error below 0.01.)
     static constexpr float kGuessMeanStep = 0.25f;
+    // Columns are grouped in tiles of kTile for skipping work where a right-hand side is
+    // zero (see guess_support()).
+    static constexpr int kTile = 16;
 
     // Set fine().w (1 = unknown; never on the storage frame) and fine().b (the right-hand
     // side), then call prepare() and solve().
@@ -205,6 +209,17 @@ public:
         }
         has_guess_ = true;
         return x_;
+    }
+    // Optional, with a guess: where its residual b - A x may be nonzero, as flags per tile
+    // of kTile columns of each storage row (zeroed here; set the tiles that hold such a
+    // pixel or a 4-neighbour of one; a superset is fine). The first V-cycle then skips its
+    // pre-smoothing elsewhere, where it would only compute zeros: same result, less work
+    // (a good guess leaves a residual only along its flaws, e.g. a blend's mask edge).
+    std::vector<std::uint8_t>& guess_support() {
+        const MgGrid& g = levels_.front();
+        support_.assign(static_cast<std::size_t>(g.sh) * static_cast<std::size_t>(tiles(g)), 0);
+        has_support_ = true;
+        return support_;
     }
     const PxVec& solution() const { return x_; }
 
@@ -304,7 +319,8 @@ public:
             res.residual = static_cast<float>(relres);
             return res;
         }
-        Eigen::Array4d rz = vcycle_dot(r.data(), z.data());
+        Eigen::Array4d rz = vcycle_dot(r.data(), z.data(), all_use && guessed && has_support_ ? active_tiles(G) : nullptr);
+        has_support_ = false;
         // p = z: both are zero outside the row ranges and the next V-cycle rewrites z's
         // ranges in full, so exchanging the buffers is the copy without the pass
         std::swap(z, p);
@@ -335,6 +351,8 @@ private:
     PxVec rowsum2_;
     PxVec rowsum_;
     std::vector<int> blk_end_;  // smooth_pair: end of the block of rows starting at each row
+    std::vector<std::uint8_t> support_, active_;  // fine-grid tiles: see guess_support, active_tiles
+    bool has_support_ = false;
 
     static Px ratio(const Eigen::Array4d& a, const Eigen::Array4d& b) {
         Px out;
@@ -386,6 +404,35 @@ private:
         ff = sum_rows(g);
         rg = Eigen::Array4d::Zero();
         for (int j = 1; j <= g.ny; ++j) rg += rowsum2_[static_cast<std::size_t>(j)].cast<double>();
+    }
+
+    // The tiles within reach of the support_ tiles: as far as the pre-smoothing and the
+    // residual of a V-cycle spread a right-hand side (one pixel per half-sweep, one more
+    // for the residual, one for support_'s neighbours) in rows, and one tile to either
+    // side (a tile is wider than that). Null when more than half the tiles would be active
+    // (skipping then saves little).
+    const std::uint8_t* active_tiles(const MgGrid& g) {
+        const int nt = tiles(g), reach = 2 * sweeps_ + 2;
+        const std::size_t rows_n = static_cast<std::size_t>(g.sh);
+        std::vector<std::uint8_t> wide(support_.size(), 0);
+        for (std::size_t j = 0; j < rows_n; ++j) {
+            const std::uint8_t* a = support_.data() + j * nt;
+            std::uint8_t* o = wide.data() + j * nt;
+            for (int t = 0; t < nt; ++t) o[t] = a[t] | (t > 0 ? a[t - 1] : 0) | (t + 1 < nt ? a[t + 1] : 0);
+        }
+        active_.assign(support_.size(), 0);
+        std::size_t count = 0;
+        for (std::size_t j = 0; j < rows_n; ++j) {
+            std::uint8_t* o = active_.data() + j * nt;
+            const std::size_t j0 = j >= static_cast<std::size_t>(reach) ? j - reach : 0;
+            const std::size_t j1 = std::min(rows_n - 1, j + reach);
+            for (std::size_t k = j0; k <= j1; ++k) {
+                const std::uint8_t* a = wide.data() + k * nt;
+                for (int t = 0; t < nt; ++t) o[t] |= a[t];
+            }
+            for (int t = 0; t < nt; ++t) count += o[t];
+        }
+        return 2 * count < active_.size() ? active_.data() : nullptr;
     }
 
     void copy(const MgGrid& g, const PxVec& a, PxVec& b) {
@@ -479,8 +526,29 @@ private:
         rows(g, [&](int j, int, int, std::size_t) { smooth_row(g, u, b, j, color, first); });
     }
 
-    // One row of smooth_half.
-    static void smooth_row(const MgGrid& g, Px* u, const Px* b, int j, int color, bool first) {
+    // `act` (or null for all) flags the tiles of each storage row (see kTile).
+    static int tiles(const MgGrid& g) { return (g.sw + kTile - 1) / kTile; }
+
+    // f(a, b) for each maximal run [a, b] of active tiles' columns within [lo, hi].
+    template <typename F>
+    static void active_runs(const MgGrid& g, const std::uint8_t* act, int j, int lo, int hi, F&& f) {
+        if (!act) {
+            f(lo, hi);
+            return;
+        }
+        const std::uint8_t* a = act + static_cast<std::size_t>(j) * static_cast<std::size_t>(tiles(g));
+        const int t1 = hi / kTile;
+        for (int t = lo / kTile; t <= t1; ++t) {
+            if (!a[t]) continue;
+            const int first = t;
+            while (t + 1 <= t1 && a[t + 1]) ++t;
+            f(std::max(lo, first * kTile), std::min(hi, (t + 1) * kTile - 1));
+        }
+    }
+
+    // One row of smooth_half; with `act`, only in active tiles (u is zero elsewhere).
+    static void smooth_row(const MgGrid& g, Px* u, const Px* b, int j, int color, bool first,
+                           const std::uint8_t* act = nullptr) {
         const std::size_t js = static_cast<std::size_t>(j);
         const int lo = g.lo[js], hi = g.hi[js];
         if (lo > hi) return;
@@ -489,13 +557,16 @@ private:
         Px* ur = u + base;
         const Px* br = b + base;
         const float* wr = g.w.data() + base;
-        const int start = lo + (((lo + j) & 1) != color ? 1 : 0);
         if (first) {
             for (int i = lo; i <= hi; ++i) ur[i] = Px::Zero();
-            for (int i = start; i <= hi; i += 2) ur[i] = br[i] * (0.25f * wr[i]);
+            active_runs(g, act, j, lo, hi, [&](int a, int e) {
+                for (int i = a + (((a + j) & 1) != color ? 1 : 0); i <= e; i += 2) ur[i] = br[i] * (0.25f * wr[i]);
+            });
         } else {
-            for (int i = start; i <= hi; i += 2)
-                ur[i] = (ur[i - 1] + ur[i + 1] + ur[i - s] + ur[i + s] + br[i]) * (0.25f * wr[i]);
+            active_runs(g, act, j, lo, hi, [&](int a, int e) {
+                for (int i = a + (((a + j) & 1) != color ? 1 : 0); i <= e; i += 2)
+                    ur[i] = (ur[i - 1] + ur[i + 1] + ur[i - s] + ur[i + s] + br[i]) * (0.25f * wr[i]);
+            });
         }
     }
 
@@ -512,8 +583,8 @@ private:
         rowsum_[js] = acc;
     }
 
-    // One row of residual().
-    static void residual_row(MgGrid& g, const Px* u, const Px* b, int j) {
+    // One row of residual(); with `act`, computed in active tiles only and zero elsewhere.
+    static void residual_row(MgGrid& g, const Px* u, const Px* b, int j, const std::uint8_t* act = nullptr) {
         const std::size_t js = static_cast<std::size_t>(j);
         const int lo = g.lo[js], hi = g.hi[js];
         if (lo > hi) return;
@@ -523,8 +594,12 @@ private:
         const Px* br = b + base;
         const float* wr = g.w.data() + base;
         Px* rr = g.r.data() + base;
-        for (int i = lo; i <= hi; ++i)
-            rr[i] = (br[i] - (4.0f * ur[i] - ur[i - 1] - ur[i + 1] - ur[i - s] - ur[i + s])) * wr[i];
+        if (act)
+            for (int i = lo; i <= hi; ++i) rr[i] = Px::Zero();
+        active_runs(g, act, j, lo, hi, [&](int a, int e) {
+            for (int i = a; i <= e; ++i)
+                rr[i] = (br[i] - (4.0f * ur[i] - ur[i - 1] - ur[i + 1] - ur[i - s] - ur[i + s])) * wr[i];
+        });
     }
 
     // smooth_half(color, first) then smooth_half(1 - color), and then, with `then_residual`,
@@ -546,27 +621,28 @@ private:
     //  * residual, rows b+2..e-3: all neighbours final; the rest in the serial pass.
     // With `then_dot` (not with then_residual), also rowsum_[j] = <b, u> over row j once the
     // row is final (the same per-row sums as dot()).
+    // With `act`, every row only in its active tiles (see smooth_row).
     void smooth_pair(MgGrid& g, Px* u, const Px* b, int color, bool first, bool then_residual = false,
-                     bool then_dot = false) {
+                     bool then_dot = false, const std::uint8_t* act = nullptr) {
         blk_end_.resize(static_cast<std::size_t>(g.sh) + 1);
         pool_.rows(1, g.ny + 1, g.work(), [&](int b0, int e0) {
             blk_end_[static_cast<std::size_t>(b0)] = e0;
             for (int j = b0; j < e0 + 2; ++j) {
-                if (j < e0) smooth_row(g, u, b, j, color, first);
+                if (j < e0) smooth_row(g, u, b, j, color, first, act);
                 if (j - 1 >= b0 + 1 && j - 1 <= e0 - 2) {
-                    smooth_row(g, u, b, j - 1, 1 - color, false);
+                    smooth_row(g, u, b, j - 1, 1 - color, false, act);
                     if (then_dot) dot_row(g, u, b, j - 1);
                 }
-                if (then_residual && j - 2 >= b0 + 2 && j - 2 <= e0 - 3) residual_row(g, u, b, j - 2);
+                if (then_residual && j - 2 >= b0 + 2 && j - 2 <= e0 - 3) residual_row(g, u, b, j - 2, act);
             }
         });
         // the block boundaries, in row order
         for (int b0 = 1; b0 <= g.ny;) {
             const int e0 = blk_end_[static_cast<std::size_t>(b0)];
-            smooth_row(g, u, b, b0, 1 - color, false);
+            smooth_row(g, u, b, b0, 1 - color, false, act);
             if (then_dot) dot_row(g, u, b, b0);
             if (e0 - 1 > b0) {
-                smooth_row(g, u, b, e0 - 1, 1 - color, false);
+                smooth_row(g, u, b, e0 - 1, 1 - color, false, act);
                 if (then_dot) dot_row(g, u, b, e0 - 1);
             }
             b0 = e0;
@@ -574,8 +650,8 @@ private:
         if (!then_residual) return;
         for (int b0 = 1; b0 <= g.ny;) {
             const int e0 = blk_end_[static_cast<std::size_t>(b0)];
-            for (int j = b0; j < std::min(b0 + 2, e0); ++j) residual_row(g, u, b, j);
-            for (int j = std::max(b0 + 2, e0 - 2); j < e0; ++j) residual_row(g, u, b, j);
+            for (int j = b0; j < std::min(b0 + 2, e0); ++j) residual_row(g, u, b, j, act);
+            for (int j = std::max(b0 + 2, e0 - 2); j < e0; ++j) residual_row(g, u, b, j, act);
             b0 = e0;
         }
     }
@@ -622,15 +698,16 @@ private:
     }
 
     // u = V-cycle applied to b on the fine level; returns <b, u> (computed by the last
-    // smoothing pass).
-    Eigen::Array4d vcycle_dot(const Px* b, Px* u) {
-        vcycle(0, b, u, true);
+    // smoothing pass). `act`: see vcycle.
+    Eigen::Array4d vcycle_dot(const Px* b, Px* u, const std::uint8_t* act = nullptr) {
+        vcycle(0, b, u, true, act);
         return sum_rows(levels_.front());
     }
 
     // u = V-cycle applied to b on level l (u's initial value is ignored); with `dot` also
-    // rowsum_ as for dot(b, u).
-    void vcycle(std::size_t l, const Px* b, Px* u, bool dot = false) {
+    // rowsum_ as for dot(b, u). With `act` (the tiles of level l within the pre-smoothing's
+    // and the residual's reach of b's support), they skip the other tiles.
+    void vcycle(std::size_t l, const Px* b, Px* u, bool dot = false, const std::uint8_t* act = nullptr) {
         MgGrid& g = levels_[l];
         if (l + 1 == levels_.size()) {
             smooth_half(g, u, b, 0, true);
@@ -641,7 +718,7 @@ private:
         }
         MgGrid& c = levels_[l + 1];
         // pre-smoothing (red, black) x sweeps_, then the residual
-        for (int k = 0; k < sweeps_; ++k) smooth_pair(g, u, b, 0, k == 0, k + 1 == sweeps_);
+        for (int k = 0; k < sweeps_; ++k) smooth_pair(g, u, b, 0, k == 0, k + 1 == sweeps_, false, act);
         restrict_residual(g, c);
         vcycle(l + 1, c.b.data(), c.u.data());
         prolong_add(c, g, u);

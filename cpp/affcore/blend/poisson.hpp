@@ -182,6 +182,10 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     // same terms in the same order as testing it would.
     G.b = take_px_stale(G.size());
     PxVec& guess = solver.guess();
+    // The guess's residual is zero at unknowns that lie in the eroded mask with their four
+    // neighbours: it lives in the tiles where mask and eroded mask differ (and next to them).
+    std::vector<std::uint8_t>& support = solver.guess_support();
+    const int tiles = static_cast<int>(support.size() / static_cast<std::size_t>(G.sh));
     const int sw = G.sw;
     pool.rows(0, G.sh, boxwork, [&](int b, int e) {
         for (int y = b; y < e; ++y) {
@@ -197,6 +201,13 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
             const std::uint8_t* er = me.data() + bidx(bw, 0, y);
             const Px* Er = E.data() + bidx(bw, 0, y);
             f[0] = xr[0] = Px::Zero();
+            std::uint8_t* sup = support.data() + static_cast<std::size_t>(y) * static_cast<std::size_t>(tiles);
+            for (int t = 0; t * MaskedPoissonPcg::kTile < bw; ++t) {
+                const int xe = std::min(bw, (t + 1) * MaskedPoissonPcg::kTile);
+                std::uint8_t differ = 0;
+                for (int x = t * MaskedPoissonPcg::kTile; x < xe; ++x) differ |= static_cast<std::uint8_t>(mr[x] != 0) ^ er[x];
+                sup[t] = differ;
+            }
             for (int x = 1; x + 1 < bw; ++x) {
                 const float m = mr[x] != 0 ? 1.0f : 0.0f;
                 const Px ep = Er[x];
