@@ -25,7 +25,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "affcore/render/parallel.hpp"
 
@@ -56,6 +60,27 @@ inline void sample_rgb(const Photo& im, float x, float y, float out[3]) {
     const std::uint8_t* r0 = im.rgb + static_cast<std::size_t>(y0) * stride;
     const std::uint8_t* r1 = im.rgb + static_cast<std::size_t>(y1) * stride;
     const std::size_t c0 = static_cast<std::size_t>(x0) * 3, c1 = static_cast<std::size_t>(x1) * 3;
+#if defined(__SSE2__)
+    // The same arithmetic on the three channels at once (a fourth, unused lane holds the
+    // next byte): four 4-byte loads and widenings instead of twelve byte conversions.
+    // Only where that byte exists, i.e. short of the image's last column.
+    if (x1 + 1 < im.width) {
+        const __m128i zero = _mm_setzero_si128();
+        auto load = [&](const std::uint8_t* p) {
+            std::int32_t v;
+            std::memcpy(&v, p, 4);
+            return _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(v), zero), zero));
+        };
+        const __m128 a = load(r0 + c0), b = load(r0 + c1), c = load(r1 + c0), d = load(r1 + c1);
+        const __m128 wx = _mm_set1_ps(fx), wy = _mm_set1_ps(fy);
+        const __m128 top = _mm_add_ps(a, _mm_mul_ps(wx, _mm_sub_ps(b, a)));
+        const __m128 bot = _mm_add_ps(c, _mm_mul_ps(wx, _mm_sub_ps(d, c)));
+        float v[4];
+        _mm_storeu_ps(v, _mm_add_ps(top, _mm_mul_ps(wy, _mm_sub_ps(bot, top))));
+        out[0] = v[0], out[1] = v[1], out[2] = v[2];
+        return;
+    }
+#endif
     for (int c = 0; c < 3; ++c) {
         const float top = static_cast<float>(r0[c0 + c]) + fx * (static_cast<float>(r0[c1 + c]) - static_cast<float>(r0[c0 + c]));
         const float bot = static_cast<float>(r1[c0 + c]) + fx * (static_cast<float>(r1[c1 + c]) - static_cast<float>(r1[c0 + c]));
