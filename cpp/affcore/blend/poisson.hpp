@@ -128,12 +128,14 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     // (byte-wise ANDs of 0/1 values, which vectorise).
     std::vector<std::uint8_t> hrun(static_cast<std::size_t>(bw) * bh, 0), me(hrun.size(), 0);
     const int R = kErodeRadius;
+    // (__restrict: byte pointers may alias anything, which would keep the loops scalar.)
     pool.rows(0, bh, boxwork, [&](int b, int e) {
-        std::vector<std::uint8_t> m01(static_cast<std::size_t>(bw));
+        std::vector<std::uint8_t> m01v(static_cast<std::size_t>(bw));
+        std::uint8_t* __restrict m01 = m01v.data();
         for (int y = b; y < e; ++y) {
-            const std::uint8_t* mr = mask + iidx(x0, y0 + y);
+            const std::uint8_t* __restrict mr = mask + iidx(x0, y0 + y);
             for (int x = 0; x < bw; ++x) m01[x] = mr[x] != 0;
-            std::uint8_t* hr = hrun.data() + bidx(bw, 0, y);
+            std::uint8_t* __restrict hr = hrun.data() + bidx(bw, 0, y);
             for (int x = R; x + R < bw; ++x) {
                 std::uint8_t v = m01[x - R];
                 for (int k = -R + 1; k <= R; ++k) v &= m01[x + k];
@@ -143,8 +145,8 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     });
     pool.rows(R, std::max(R, bh - R), boxwork, [&](int b, int e) {
         for (int y = b; y < e; ++y) {
-            std::uint8_t* mo = me.data() + bidx(bw, 0, y);
-            const std::uint8_t* h0 = hrun.data() + bidx(bw, 0, y - R);
+            std::uint8_t* __restrict mo = me.data() + bidx(bw, 0, y);
+            const std::uint8_t* __restrict h0 = hrun.data() + bidx(bw, 0, y - R);
             for (int x = 0; x < bw; ++x) {
                 std::uint8_t v = h0[x];
                 for (int k = 1; k <= 2 * R; ++k) v &= h0[x + static_cast<std::size_t>(k) * bw];

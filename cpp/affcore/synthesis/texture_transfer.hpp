@@ -288,22 +288,23 @@ inline std::vector<Tap> linear_taps(int dst, int src) {
     return taps;
 }
 
-// The displacement extension upsampled at (row, col), as cv2.resize(INTER_LINEAR).
+// The displacement extension upsampled at (row, col), as cv2.resize(INTER_LINEAR): per
+// row, the two source rows blended once (row()), then per pixel the two columns (at()).
 struct Upsampler {
     const SurroundInputs& in;
     std::vector<Tap> tx, ty;
     explicit Upsampler(const SurroundInputs& in_)
         : in(in_), tx(linear_taps(in_.box_w, in_.small_w)), ty(linear_taps(in_.box_h, in_.small_h)) {}
-    void at(std::size_t row, int col, float e[2]) const {
+    // buf (small_w x 2) = the extension's source rows blended for box row `row`
+    void row(std::size_t row, float* buf) const {
         const Tap& yt = ty[row];
-        const Tap& xt = tx[static_cast<std::size_t>(col)];
         const float* s0 = in.small + static_cast<std::size_t>(yt.i0) * in.small_w * 2;
         const float* s1 = in.small + static_cast<std::size_t>(yt.i1) * in.small_w * 2;
-        for (int c = 0; c < 2; ++c) {
-            const float top = s0[2 * xt.i0 + c] + xt.f * (s0[2 * xt.i1 + c] - s0[2 * xt.i0 + c]);
-            const float bot = s1[2 * xt.i0 + c] + xt.f * (s1[2 * xt.i1 + c] - s1[2 * xt.i0 + c]);
-            e[c] = top + yt.f * (bot - top);
-        }
+        for (int k = 0; k < 2 * in.small_w; ++k) buf[k] = s0[k] + yt.f * (s1[k] - s0[k]);
+    }
+    void at(const float* buf, int col, float e[2]) const {
+        const Tap& xt = tx[static_cast<std::size_t>(col)];
+        for (int c = 0; c < 2; ++c) e[c] = buf[2 * xt.i0 + c] + xt.f * (buf[2 * xt.i1 + c] - buf[2 * xt.i0 + c]);
     }
     // the photo warped by the extension, at (row, col) of the box
     void warped(std::size_t row, int col, const float e[2], std::uint8_t* o) const {
@@ -322,7 +323,9 @@ inline void transfer_surround(const SurroundInputs& in, const SurroundOutputs& o
     const float thr2 = in.moved_threshold * in.moved_threshold;
     render::parallel_ranges(static_cast<std::size_t>(in.box_h), std::max(1u, threads),
                             [&](std::size_t r0, std::size_t r1, unsigned) {
+        std::vector<float> buf(2 * static_cast<std::size_t>(in.small_w));
         for (std::size_t row = r0; row < r1; ++row) {
+            up.row(row, buf.data());
             const long sr = static_cast<long>(row) - in.src_off_y;
             const bool src_row = sr >= 0 && sr < in.src_h;
             for (int col = 0; col < W; ++col) {
@@ -337,7 +340,7 @@ inline void transfer_surround(const SurroundInputs& in, const SurroundOutputs& o
                     reg = sc >= 0 && sc < in.src_w && in.src_covered[static_cast<std::size_t>(sr) * in.src_w + sc] != 0;
                 }
                 float e[2];
-                up.at(row, col, e);
+                up.at(buf.data(), col, e);
                 reg = reg || e[0] * e[0] + e[1] * e[1] > thr2;
                 out.region[i] = reg ? 1 : 0;
                 if (reg) up.warped(row, col, e, out.composite + 3 * i);
@@ -354,12 +357,15 @@ inline void transfer_ring(const SurroundInputs& in, const std::uint8_t* region0,
     const Upsampler up(in);
     render::parallel_ranges(static_cast<std::size_t>(in.box_h), std::max(1u, threads),
                             [&](std::size_t r0, std::size_t r1, unsigned) {
+        std::vector<float> buf(2 * static_cast<std::size_t>(in.small_w));
         for (std::size_t row = r0; row < r1; ++row) {
+            bool blended = false;
             for (int col = 0; col < W; ++col) {
                 const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
                 if (!region[i] || region0[i]) continue;
+                if (!blended) up.row(row, buf.data()), blended = true;
                 float e[2];
-                up.at(row, col, e);
+                up.at(buf.data(), col, e);
                 up.warped(row, col, e, composite + 3 * i);
             }
         }
