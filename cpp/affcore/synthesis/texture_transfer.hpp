@@ -288,8 +288,9 @@ inline std::vector<Tap> linear_taps(int dst, int src) {
     return taps;
 }
 
-// The displacement extension upsampled at (row, col), as cv2.resize(INTER_LINEAR): per
-// row, the two source rows blended once (row()), then per pixel the two columns (at()).
+// The displacement extension upsampled at (row, col), as cv2.resize(INTER_LINEAR): at a
+// few pixels of a row, directly (at(row, col)); at most of a row's pixels, the two source
+// rows blended once (row()), then per pixel the two columns (at(buf, col)).
 struct Upsampler {
     const SurroundInputs& in;
     std::vector<Tap> tx, ty;
@@ -301,6 +302,17 @@ struct Upsampler {
         const float* s0 = in.small + static_cast<std::size_t>(yt.i0) * in.small_w * 2;
         const float* s1 = in.small + static_cast<std::size_t>(yt.i1) * in.small_w * 2;
         for (int k = 0; k < 2 * in.small_w; ++k) buf[k] = s0[k] + yt.f * (s1[k] - s0[k]);
+    }
+    void at(std::size_t row, int col, float e[2]) const {
+        const Tap& yt = ty[row];
+        const Tap& xt = tx[static_cast<std::size_t>(col)];
+        const float* s0 = in.small + static_cast<std::size_t>(yt.i0) * in.small_w * 2;
+        const float* s1 = in.small + static_cast<std::size_t>(yt.i1) * in.small_w * 2;
+        for (int c = 0; c < 2; ++c) {
+            const float top = s0[2 * xt.i0 + c] + xt.f * (s0[2 * xt.i1 + c] - s0[2 * xt.i0 + c]);
+            const float bot = s1[2 * xt.i0 + c] + xt.f * (s1[2 * xt.i1 + c] - s1[2 * xt.i0 + c]);
+            e[c] = top + yt.f * (bot - top);
+        }
     }
     void at(const float* buf, int col, float e[2]) const {
         const Tap& xt = tx[static_cast<std::size_t>(col)];
@@ -357,15 +369,23 @@ inline void transfer_ring(const SurroundInputs& in, const std::uint8_t* region0,
     const Upsampler up(in);
     render::parallel_ranges(static_cast<std::size_t>(in.box_h), std::max(1u, threads),
                             [&](std::size_t r0, std::size_t r1, unsigned) {
-        std::vector<float> buf(2 * static_cast<std::size_t>(in.small_w));
         for (std::size_t row = r0; row < r1; ++row) {
-            bool blended = false;
             for (int col = 0; col < W; ++col) {
                 const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
+                // the added pixels are few (region0 is a subset of region): skip eight
+                // pixels at a time where the two agree
+                if (col + 8 <= W) {
+                    std::uint64_t a, b;
+                    std::memcpy(&a, region + i, 8);
+                    std::memcpy(&b, region0 + i, 8);
+                    if (a == b) {
+                        col += 7;
+                        continue;
+                    }
+                }
                 if (!region[i] || region0[i]) continue;
-                if (!blended) up.row(row, buf.data()), blended = true;
                 float e[2];
-                up.at(buf.data(), col, e);
+                up.at(row, col, e);
                 up.warped(row, col, e, composite + 3 * i);
             }
         }
