@@ -163,3 +163,22 @@ def test_culling_back_faces_hides_nothing(model, london_pairs, landmark_cache, k
         shifted = screen - np.array([x0, y0, 0], np.float32)
         both = [rasterize(shifted, s._triangles, y1 - y0, x1 - x0, cull_backfaces=c, threads=1) for c in (False, True)]
         np.testing.assert_array_equal(both[0].triangle_id, both[1].triangle_id)
+
+
+def test_rgb_sum_histogram_matches_numpy():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    box = image[5:30, 7:44]  # a row slice of a C-contiguous image, as the synthesizer passes
+    labels = rng.integers(-1, 3, box.shape[:2]).astype(np.int8)
+    count, sums = _core.rgb_sum_histogram(box, labels, 2)
+    px = box[labels == 2].astype(np.int64)
+    total = px.sum(axis=1)
+    np.testing.assert_array_equal(count, np.bincount(total, minlength=766))
+    for c in range(3):
+        np.testing.assert_array_equal(sums[:, c], np.bincount(total, weights=px[:, c], minlength=766))
+    with pytest.raises(ValueError, match="labels"):
+        _core.rgb_sum_histogram(box, labels[:-1], 2)
+    with pytest.raises(ValueError, match="image"):
+        _core.rgb_sum_histogram(np.ascontiguousarray(box[:, :, :2]), labels, 2)
+    with pytest.raises(TypeError, match="image"):
+        _core.rgb_sum_histogram(box.astype(np.float32), labels, 2)

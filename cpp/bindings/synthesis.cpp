@@ -221,6 +221,31 @@ carray<float> deform_project(const py::object& base_obj, const py::object& basis
     return out;
 }
 
+py::tuple rgb_sum_histogram(const py::object& image_obj, const py::object& labels_obj, int which) {
+    if (!py::isinstance<py::array>(image_obj)) throw py::type_error("image: expected a numpy array");
+    auto image = py::reinterpret_borrow<py::array>(image_obj);
+    if (!image.dtype().is(py::dtype::of<std::uint8_t>())) throw py::type_error("image: expected dtype uint8");
+    if (image.ndim() != 3 || image.shape(2) != 3 || image.strides(2) != 1 || image.strides(1) != 3 || image.strides(0) < 3 * image.shape(1))
+        throw py::value_error("image: expected (H, W, 3) with contiguous rows (a row slice of a C-contiguous image), got " +
+                              shape_string(image));
+    auto labels = require_array<std::int8_t>(labels_obj, "labels");
+    require_shape(labels, {image.shape(0), image.shape(1)}, "labels");
+    if (which < -128 || which > 127) throw py::value_error("which: must be an int8 value");
+    carray<std::int64_t> count({py::ssize_t(766)});
+    carray<double> sums({py::ssize_t(766), py::ssize_t(3)});
+    const auto* rgb = static_cast<const std::uint8_t*>(image.data());
+    const std::size_t stride = static_cast<std::size_t>(image.strides(0));
+    const int H = static_cast<int>(image.shape(0)), W = static_cast<int>(image.shape(1));
+    const std::int8_t* lp = labels.data();
+    std::int64_t* cp = count.mutable_data();
+    double* sp = sums.mutable_data();
+    {
+        py::gil_scoped_release release;
+        synthesis::rgb_sum_histogram(rgb, stride, lp, H, W, static_cast<std::int8_t>(which), cp, sp);
+    }
+    return py::make_tuple(count, sums);
+}
+
 }  // namespace
 
 void bind_synthesis(pybind11::module_& m) {
@@ -236,6 +261,8 @@ void bind_synthesis(pybind11::module_& m) {
     m.def("transfer_ring", &transfer_ring, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a, "src_covered"_a,
           "src_offset"_a, "region0"_a, "region"_a, "composite"_a, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) where `region` is set and `region0` is not.");
+    m.def("rgb_sum_histogram", &rgb_sum_histogram, "image"_a, "labels"_a, "which"_a,
+          "(count, sums): histogram of R+G+B (766 bins) over pixels labelled `which`, with per-bin channel sums.");
     m.def("deform_project", &deform_project, "base"_a, "basis"_a, "weights"_a, "rotation"_a, "scale"_a,
           "translation"_a, "threads"_a = 0, "Screen positions of base + weights @ basis under a scaled-orthographic camera.");
 }

@@ -234,20 +234,16 @@ class Synthesizer:
         x0, y0, x1, y1 = self._src_box
         box = self.image[y0:y1, x0:x1]
         # the brighter half of the skin: away from shadows, beard and brows. Luminance x 3
-        # is an integer in [0, 765]; median and means come from histograms over the box
-        # (label 766 = not skin), in O(n) and without gathering the skin pixels.
-        chans = [np.ascontiguousarray(box[..., c]).ravel() for c in range(3)]
-        label = chans[0].astype(np.intp) + chans[1] + chans[2]
-        label[self._src_part.ravel() != SKIN] = 766
-        count = np.bincount(label, minlength=767)[:766]
+        # is an integer in [0, 765]; median and means come from its histogram over the
+        # skin, with each bin's channel sums (one C++ pass over the box)
+        count, sums = _core.rgb_sum_histogram(box, self._src_part, SKIN)
         n = int(count.sum())
         if n < 50:
             return np.full(3, 150.0 / SKIN_ALBEDO, np.float32)
         cum = np.cumsum(count)
         lo, hi = np.searchsorted(cum, (n - 1) // 2, side="right"), np.searchsorted(cum, n // 2, side="right")
         first = int(np.ceil((lo + hi) / 2))  # the totals >= the median
-        sums = [np.bincount(label, weights=ch, minlength=767)[first:766].sum() for ch in chans]
-        bright = np.asarray(sums) / count[first:].sum()
+        bright = sums[first:].sum(axis=0) / count[first:].sum()
         grey = np.full(3, bright.mean())
         return ((0.8 * grey + 0.2 * bright) / SKIN_ALBEDO).astype(np.float32)
 

@@ -392,6 +392,26 @@ inline void transfer_ring(const SurroundInputs& in, const std::uint8_t* region0,
     });
 }
 
+// Histogram of R+G+B (0..765) over the pixels whose label equals `which`, with each bin's
+// per-channel sums: count (766) and sums (766 x 3). rgb: H x W x 3 with row stride
+// `row_stride` bytes; labels: H x W.
+inline void rgb_sum_histogram(const std::uint8_t* rgb, std::size_t row_stride, const std::int8_t* labels, int H, int W,
+                              std::int8_t which, std::int64_t* count, double* sums) {
+    std::fill(count, count + 766, 0);
+    std::vector<std::int64_t> acc(766 * 3, 0);  // exact integer sums
+    for (int y = 0; y < H; ++y) {
+        const std::uint8_t* p = rgb + static_cast<std::size_t>(y) * row_stride;
+        const std::int8_t* l = labels + static_cast<std::size_t>(y) * static_cast<std::size_t>(W);
+        for (int x = 0; x < W; ++x) {
+            if (l[x] != which) continue;
+            const int r = p[3 * x], g = p[3 * x + 1], b = p[3 * x + 2], k = r + g + b;
+            ++count[k];
+            acc[3 * k] += r, acc[3 * k + 1] += g, acc[3 * k + 2] += b;
+        }
+    }
+    for (int k = 0; k < 766 * 3; ++k) sums[k] = static_cast<double>(acc[static_cast<std::size_t>(k)]);
+}
+
 // screen[n] = project(base[n] + sum_k weights[k] * basis[k][n]) for n < N, where
 // project(X) = (s (R X)_x + tx, -s (R X)_y + ty, -s (R X)_z). basis: K x N x 3.
 // Zero weights are skipped (targets use few blendshapes).
