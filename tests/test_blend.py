@@ -276,3 +276,27 @@ def test_non_contiguous_inputs_are_accepted():
     b = poisson_blend(np.ascontiguousarray(src[:, ::2]), np.ascontiguousarray(tgt[:, ::2]),
                       np.ascontiguousarray(mask[:, ::2]))
     assert np.array_equal(a, b)
+
+
+def test_blend_into_a_box_of_a_larger_image_equals_blending_the_box():
+    """poisson_blend_into (the synthesizer's in-place path) gives poisson_blend's result in
+    the box and leaves every other pixel of the image alone."""
+    from affcore import _core
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    x0, y0, h, w = 17, 11, 60, 80
+    src = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    mask[10:50, 15:70] = 1
+    want = poisson_blend(src, np.ascontiguousarray(image[y0:y0 + h, x0:x0 + w]), mask, threads=1)
+    got = image.copy()
+    info = _core.poisson_blend_into(src, got, mask, x0, y0, threads=1)
+    np.testing.assert_array_equal(got[y0:y0 + h, x0:x0 + w], want)
+    outside = np.ones(image.shape[:2], bool)
+    outside[y0:y0 + h, x0:x0 + w] = False
+    np.testing.assert_array_equal(got[outside], image[outside])
+    assert info["unknowns"] > 0
+    with pytest.raises(ValueError, match="not inside"):
+        _core.poisson_blend_into(src, image.copy(), mask, 50, 40)
+    with pytest.raises(TypeError, match="image"):
+        _core.poisson_blend_into(src, image[::2], mask, 0, 0)

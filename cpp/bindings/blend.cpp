@@ -64,6 +64,49 @@ void bind_blend(pybind11::module_& m) {
         py::arg("source"), py::arg("target"), py::arg("mask"), py::kw_only(), py::arg("threads") = 0,
         py::arg("tolerance") = affcore::blend::kDefaultTolerance,
         "Poisson blend (see affcore.blend.poisson_blend). Returns (image, info).");
+    m.def(
+        "poisson_blend_into",
+        [](const py::object& source, const py::object& image_obj, const py::object& mask, int x0, int y0, int threads,
+           float tolerance) {
+            auto src = require_image(source, "source");
+            const py::ssize_t H = src.shape(0), W = src.shape(1);
+            auto m8 = require_mask(mask, "mask");
+            require_shape(m8, {H, W}, "mask");
+            if (!py::isinstance<py::array>(image_obj)) throw py::type_error("image: expected a numpy array");
+            auto image = py::reinterpret_borrow<py::array>(image_obj);
+            if (!image.dtype().is(py::dtype::of<std::uint8_t>()) || !(image.flags() & py::array::c_style) ||
+                !image.writeable())
+                throw py::type_error("image: expected a writeable C-contiguous uint8 array");
+            if (image.ndim() != 3 || image.shape(2) != 3)
+                throw py::value_error("image: expected shape (H, W, 3), got " + shape_string(image));
+            if (x0 < 0 || y0 < 0 || x0 + W > image.shape(1) || y0 + H > image.shape(0))
+                throw py::value_error("the (" + std::to_string(W) + " x " + std::to_string(H) + ") box at (" +
+                                      std::to_string(x0) + ", " + std::to_string(y0) + ") is not inside image " +
+                                      shape_string(image));
+            if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = all cores), got " + std::to_string(threads));
+            if (!(tolerance > 0.0f) || !(tolerance < 1.0f)) throw py::value_error("tolerance: must be in (0, 1)");
+            const std::size_t stride = static_cast<std::size_t>(image.shape(1)) * 3;
+            std::uint8_t* box = static_cast<std::uint8_t*>(image.mutable_data()) + static_cast<std::size_t>(y0) * stride +
+                                3 * static_cast<std::size_t>(x0);
+            const std::uint8_t* ps = src.data();
+            const std::uint8_t* pm = m8.data();
+            affcore::blend::BlendStats st;
+            {
+                py::gil_scoped_release release;
+                st = affcore::blend::poisson_blend(ps, box, pm, static_cast<int>(H), static_cast<int>(W), box, threads,
+                                                   tolerance, stride, stride);
+            }
+            py::dict info;
+            info["box"] = py::make_tuple(st.box_x0 + x0, st.box_y0 + y0, st.box_w, st.box_h);
+            info["unknowns"] = st.unknowns;
+            info["iterations"] = st.iterations;
+            info["residual"] = st.residual;
+            return info;
+        },
+        py::arg("source"), py::arg("image"), py::arg("mask"), py::arg("x0"), py::arg("y0"), py::kw_only(),
+        py::arg("threads") = 0, py::arg("tolerance") = affcore::blend::kDefaultTolerance,
+        "Poisson blend of a box-sized source and mask into `image` at (x0, y0), in place: the same result "
+        "as poisson_blend of the box. Returns info.");
 }
 
 }  // namespace affcore::bindings

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from . import _core, affect
+from ._device import resolve_device
 from .blend import poisson_blend
 from .fitting import FitResult, fit
 from .images import as_rgb8
@@ -185,7 +186,9 @@ class Synthesizer:
         iod = self.fit.iod_px
         self._margin = int(np.ceil(0.25 * iod)) + 2
         # visibility of the fitted face in the photo: a depth buffer over its bounding box
-        x0, y0, x1, y1 = self._bbox(self._used_xy(self._source_screen))
+        source_xy = self._used_xy(self._source_screen)
+        self._source_corners = np.stack([source_xy.min(axis=0), source_xy.max(axis=0)])
+        x0, y0, x1, y1 = self._bbox(source_xy)
         self._src_box = (x0, y0, x1, y1)
         shifted = self._source_screen - np.array([x0, y0, 0], np.float32)
         self._src_raster = rasterize(shifted, self._triangles, y1 - y0, x1 - x0, cull_backfaces=True,
@@ -323,7 +326,9 @@ class Synthesizer:
         defined inside the region only), the blend region (uint8 0/1) and the deformed
         face's raster over the box (triangle ids, -1 where it does not cover)."""
         screen = self._screen(blendshapes)
-        both = np.concatenate([self._used_xy(screen), self._used_xy(self._source_screen)])
+        xy = self._used_xy(screen)
+        # corners of the deformed face's box and of the fitted one: their box is the union's
+        both = np.vstack([xy.min(axis=0), xy.max(axis=0), self._source_corners])
         x0, y0, x1, y1 = self._bbox(both, self._margin)
         bw, bh = x1 - x0, y1 - y0
         r = rasterize(screen - np.array([x0, y0, 0], np.float32), self._triangles, bh, bw, cull_backfaces=True,
@@ -354,8 +359,11 @@ class Synthesizer:
     def _blend(self, box, comp, region) -> np.ndarray:
         x0, y0, x1, y1 = box
         out = self.image.copy()
-        target = np.ascontiguousarray(self.image[y0:y1, x0:x1])
-        out[y0:y1, x0:x1] = poisson_blend(comp, target, region, threads=self.threads, tolerance=_BLEND_TOLERANCE)
+        if resolve_device("auto") == "cuda":
+            target = np.ascontiguousarray(self.image[y0:y1, x0:x1])
+            out[y0:y1, x0:x1] = poisson_blend(comp, target, region, tolerance=_BLEND_TOLERANCE)
+        else:  # in place into the copy's box (the same result without box-sized copies)
+            _core.poisson_blend_into(comp, out, region, x0, y0, threads=self.threads, tolerance=_BLEND_TOLERANCE)
         return out
 
 

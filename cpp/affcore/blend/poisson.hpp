@@ -58,10 +58,13 @@ inline constexpr int kErodeRadius = 3;
 inline constexpr float kDefaultTolerance = 1e-3f;
 
 // source, target, out: H x W x 3 uint8, row-major interleaved; mask: H x W, nonzero = in.
-// out may not alias the inputs. threads <= 0 means all hardware threads.
+// target and out may have rows `target_stride` / `out_stride` bytes apart (0: 3 W, packed),
+// e.g. a box of a larger image. out may be target itself (same pointer and stride: in
+// place) but may not otherwise overlap the inputs. threads <= 0 means all hardware threads.
 inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* target,
                                 const std::uint8_t* mask, int H, int W, std::uint8_t* out,
-                                int threads = 0, float tolerance = kDefaultTolerance) {
+                                int threads = 0, float tolerance = kDefaultTolerance, std::size_t target_stride = 0,
+                                std::size_t out_stride = 0) {
     BlendStats st;
     threads = resolve_threads(threads);
     const std::size_t npix = static_cast<std::size_t>(H) * static_cast<std::size_t>(W);
@@ -72,11 +75,16 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     RowPool pool(static_cast<long>(npix) >= kMinPoolWork ? threads : 1);
     auto bidx = [](int bw_, int x, int y) { return static_cast<std::size_t>(y) * bw_ + x; };
     auto iidx = [W](int x, int y) { return static_cast<std::size_t>(y) * W + x; };
+    const std::size_t ts = target_stride ? target_stride : 3 * static_cast<std::size_t>(W);
+    const std::size_t os = out_stride ? out_stride : 3 * static_cast<std::size_t>(W);
+    auto trow = [&](int y) { return target + static_cast<std::size_t>(y) * ts; };
+    auto orow = [&](int y) { return out + static_cast<std::size_t>(y) * os; };
 
     // out = target; per row, the first and last masked column (-1 if none).
     std::vector<int> first_col(static_cast<std::size_t>(H)), last_col(static_cast<std::size_t>(H));
     pool.rows(0, H, static_cast<long>(npix), [&](int b, int e) {
-        std::memcpy(out + iidx(0, b) * 3, target + iidx(0, b) * 3, static_cast<std::size_t>(e - b) * W * 3);
+        if (out != target)
+            for (int y = b; y < e; ++y) std::memcpy(orow(y), trow(y), static_cast<std::size_t>(W) * 3);
         for (int y = b; y < e; ++y) {
             const std::uint8_t* mr = mask + iidx(0, y);
             // eight bytes at a time up to the first word with a masked pixel, from each end
@@ -163,7 +171,7 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     pool.rows(0, bh, boxwork, [&](int b, int e) {
         for (int y = b; y < e; ++y) {
             const std::uint8_t* s = source + iidx(x0, y0 + y) * 3;
-            const std::uint8_t* t = target + iidx(x0, y0 + y) * 3;
+            const std::uint8_t* t = trow(y0 + y) + 3 * static_cast<std::size_t>(x0);
             Px* er = E.data() + bidx(bw, 0, y);
             for (int x = 0; x < bw; ++x)
                 er[x] = Px(float(int(s[3 * x]) - int(t[3 * x])),
@@ -241,8 +249,8 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
             // bytes (a store-forwarding stall per pixel). v >= 0.5 below, so truncation
             // is floor.
             const float* u = d.data()->data() + 4 * G.at(0, y);
-            std::uint8_t* o = out + iidx(x0, y0 + y) * 3;
-            const std::uint8_t* t = target + iidx(x0, y0 + y) * 3;
+            std::uint8_t* o = orow(y0 + y) + 3 * static_cast<std::size_t>(x0);
+            const std::uint8_t* t = trow(y0 + y) + 3 * static_cast<std::size_t>(x0);
             for (int x = lo; x <= hi; ++x)
                 for (int c = 0; c < 3; ++c) {
                     const float v = std::min(std::max(float(t[3 * x + c]) + u[4 * x + c], 0.0f), 255.0f) + 0.5f;

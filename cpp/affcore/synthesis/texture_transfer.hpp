@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <vector>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -161,8 +162,17 @@ inline void part_vertex_normals(const FaceInputs& in, std::vector<float>& normal
 }
 
 inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
+    // Normals are needed only to shade surface the photo never showed; most targets have
+    // none (closed mouth, eyes as in the photo), so they are computed at the first such
+    // pixel, once for all workers.
     std::vector<float> normals;
-    if (in.num_normal_triangles > 0) part_vertex_normals(in, normals);
+    std::once_flag normals_once;
+    auto normals_ready = [&] {
+        std::call_once(normals_once, [&] {
+            if (in.num_normal_triangles > 0) part_vertex_normals(in, normals);
+            else normals.assign(in.num_vertices * 3, 0.0f);
+        });
+    };
     const int W = in.box_w, f = std::max(out.reduce, 1);
     const int bh = in.box_h / f, bw = W / f;
     const float inv_area = 1.0f / static_cast<float>(f * f);
@@ -209,6 +219,7 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
                 if (!synthetic) {
                     sample_rgb(in.photo, sx, sy, colour);
                 } else {
+                    normals_ready();
                     const float* n0 = normals.data() + 3 * static_cast<std::size_t>(tri[0]);
                     const float* n1 = normals.data() + 3 * static_cast<std::size_t>(tri[1]);
                     const float* n2 = normals.data() + 3 * static_cast<std::size_t>(tri[2]);
