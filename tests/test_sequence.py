@@ -63,7 +63,11 @@ def _mouth_opening(lm):
 def test_more_valence_more_smile(synth):
     lms = [detect_landmarks(img) for img in render_va(synth, [(v, 0.2) for v in (0.0, 0.3, 0.6, 0.9)])]
     heights = [_mouth_corner_height(lm) for lm in lms]
-    assert all(b > a for a, b in zip(heights, heights[1:])), heights
+    # The corners rise by about a tenth of the inter-ocular distance over the range; towards
+    # full valence the smile saturates, and a step may rise by less than dlib's jitter on
+    # re-detection (about 0.005 of it; the rendering's last bits move it, e.g. in the
+    # sanitizer build), as for the eyes below.
+    assert heights[-1] > heights[0] + 0.05 and all(b >= a - 0.005 for a, b in zip(heights, heights[1:])), heights
 
 
 def test_more_arousal_wider_eyes_and_mouth(synth):
