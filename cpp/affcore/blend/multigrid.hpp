@@ -78,7 +78,7 @@ inline PxVec pop_cached_px(std::size_t n) {
     c.erase(best);
     return v;
 }
-// A zeroed buffer of n pixels, from the cache when one is there (the largest).
+// A zeroed buffer of n pixels, from the cache when one is there (see pop_cached_px).
 inline PxVec take_px(std::size_t n) {
     PxVec v = pop_cached_px(n);
     v.assign(n, Px::Zero());
@@ -174,11 +174,12 @@ public:
     // changes the values by about 1 on average and leaves a mean error of 0.55-0.7 against
     // the converged solution, so a second step follows (mean error <= 0.03); the synthesis
     // pipeline's composites match the photo along the mask's edge, their first step
-    // changes the values by a few hundredths and leaves a mean error below 0.01.)
+    // changes the values by a few hundredths and leaves a mean error of 0.001-0.1.)
     static constexpr float kGuessMeanStep = 0.25f;
     // Columns are grouped in tiles of kTile for skipping work where a right-hand side is
     // zero (see guess_support()).
     static constexpr int kTile = 16;
+    static_assert(2 * kSweeps + 2 <= kTile, "active_tiles() widens the support by one tile to either side");
 
     // Set fine().w (1 = unknown; never on the storage frame) and fine().b (the right-hand
     // side), then call prepare() and solve().
