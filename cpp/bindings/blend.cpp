@@ -22,6 +22,23 @@ carray<std::uint8_t> require_image(const py::handle& obj, const char* name) {
     return a;
 }
 
+// Checks of the options both blend bindings take.
+void require_blend_options(int threads, float tolerance) {
+    if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = all cores), got " + std::to_string(threads));
+    if (!(tolerance > 0.0f) || !(tolerance < 1.0f)) throw py::value_error("tolerance: must be in (0, 1)");
+}
+
+// The solve's statistics as a dict; the box in the coordinates of an image whose (x0, y0)
+// is the blended array's origin.
+py::dict blend_info(const affcore::blend::BlendStats& st, int x0 = 0, int y0 = 0) {
+    py::dict info;
+    info["box"] = py::make_tuple(st.box_x0 + x0, st.box_y0 + y0, st.box_w, st.box_h);
+    info["unknowns"] = st.unknowns;
+    info["iterations"] = st.iterations;
+    info["residual"] = st.residual;
+    return info;
+}
+
 }  // namespace
 
 void bind_blend(pybind11::module_& m) {
@@ -39,9 +56,7 @@ void bind_blend(pybind11::module_& m) {
                 throw py::value_error("target: image too large, got " + shape_string(tgt));
             auto m8 = require_mask(mask, "mask");
             require_shape(m8, {H, W}, "mask");
-            if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = all cores), got " + std::to_string(threads));
-            if (!(tolerance > 0.0f) || !(tolerance < 1.0f))
-                throw py::value_error("tolerance: must be in (0, 1)");
+            require_blend_options(threads, tolerance);
 
             carray<std::uint8_t> out({H, W, py::ssize_t(3)});
             const std::uint8_t* ps = src.data();
@@ -54,12 +69,7 @@ void bind_blend(pybind11::module_& m) {
                 st = affcore::blend::poisson_blend(ps, pt, pm, static_cast<int>(H), static_cast<int>(W), po, threads,
                                                    tolerance);
             }
-            py::dict info;
-            info["box"] = py::make_tuple(st.box_x0, st.box_y0, st.box_w, st.box_h);
-            info["unknowns"] = st.unknowns;
-            info["iterations"] = st.iterations;
-            info["residual"] = st.residual;
-            return py::make_tuple(out, info);
+            return py::make_tuple(out, blend_info(st));
         },
         py::arg("source"), py::arg("target"), py::arg("mask"), py::kw_only(), py::arg("threads") = 0,
         py::arg("tolerance") = affcore::blend::kDefaultTolerance,
@@ -70,21 +80,16 @@ void bind_blend(pybind11::module_& m) {
            float tolerance) {
             auto src = require_image(source, "source");
             const py::ssize_t H = src.shape(0), W = src.shape(1);
+            if (H > (1 << 20) || W > (1 << 20))
+                throw py::value_error("source: image too large, got " + shape_string(src));
             auto m8 = require_mask(mask, "mask");
             require_shape(m8, {H, W}, "mask");
-            if (!py::isinstance<py::array>(image_obj)) throw py::type_error("image: expected a numpy array");
-            auto image = py::reinterpret_borrow<py::array>(image_obj);
-            if (!image.dtype().is(py::dtype::of<std::uint8_t>()) || !(image.flags() & py::array::c_style) ||
-                !image.writeable())
-                throw py::type_error("image: expected a writeable C-contiguous uint8 array");
-            if (image.ndim() != 3 || image.shape(2) != 3)
-                throw py::value_error("image: expected shape (H, W, 3), got " + shape_string(image));
+            auto image = require_inplace_u8(image_obj, {-1, -1, 3}, "image");
             if (x0 < 0 || y0 < 0 || x0 + W > image.shape(1) || y0 + H > image.shape(0))
                 throw py::value_error("the (" + std::to_string(W) + " x " + std::to_string(H) + ") box at (" +
                                       std::to_string(x0) + ", " + std::to_string(y0) + ") is not inside image " +
                                       shape_string(image));
-            if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = all cores), got " + std::to_string(threads));
-            if (!(tolerance > 0.0f) || !(tolerance < 1.0f)) throw py::value_error("tolerance: must be in (0, 1)");
+            require_blend_options(threads, tolerance);
             const std::size_t stride = static_cast<std::size_t>(image.shape(1)) * 3;
             std::uint8_t* box = static_cast<std::uint8_t*>(image.mutable_data()) + static_cast<std::size_t>(y0) * stride +
                                 3 * static_cast<std::size_t>(x0);
@@ -96,12 +101,7 @@ void bind_blend(pybind11::module_& m) {
                 st = affcore::blend::poisson_blend(ps, box, pm, static_cast<int>(H), static_cast<int>(W), box, threads,
                                                    tolerance, stride, stride);
             }
-            py::dict info;
-            info["box"] = py::make_tuple(st.box_x0 + x0, st.box_y0 + y0, st.box_w, st.box_h);
-            info["unknowns"] = st.unknowns;
-            info["iterations"] = st.iterations;
-            info["residual"] = st.residual;
-            return info;
+            return blend_info(st, x0, y0);
         },
         py::arg("source"), py::arg("image"), py::arg("mask"), py::arg("x0"), py::arg("y0"), py::kw_only(),
         py::arg("threads") = 0, py::arg("tolerance") = affcore::blend::kDefaultTolerance,

@@ -123,6 +123,17 @@ inline carray<std::int32_t> require_triangles(const py::handle& obj, py::ssize_t
     return tris;
 }
 
+// An array the binding writes into in place: writeable, C-contiguous uint8, of this shape
+// (-1 = any extent). Never copied or cast, or the caller would not see the result.
+inline py::array require_inplace_u8(const py::object& obj, std::initializer_list<py::ssize_t> shape, const char* name) {
+    if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + ": expected a numpy array");
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<std::uint8_t>()) || !(a.flags() & py::array::c_style) || !a.writeable())
+        throw py::type_error(std::string(name) + ": expected a writeable C-contiguous uint8 array");
+    require_shape(a, shape, name);
+    return a;
+}
+
 // A mask of dtype bool or uint8 (nonzero = inside) as uint8. bool is one byte holding 0/1,
 // so it is viewed as uint8 without a copy; other dtypes are refused rather than cast.
 inline carray<std::uint8_t> require_mask(const py::handle& obj, const char* name) {

@@ -112,15 +112,6 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     return py::make_tuple(comp, disp, known);
 }
 
-py::array require_inplace_u8(const py::object& obj, std::initializer_list<py::ssize_t> shape, const char* name) {
-    if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + ": expected a numpy array");
-    auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(py::dtype::of<std::uint8_t>()) || !(a.flags() & py::array::c_style) || !a.writeable())
-        throw py::type_error(std::string(name) + ": expected a writeable C-contiguous uint8 array");
-    require_shape(a, shape, name);
-    return a;
-}
-
 // Checks shared by transfer_surround and transfer_ring; fills `in` (arrays kept alive by `keep`).
 void surround_inputs(const py::object& image_obj, const py::object& tid_obj, const py::tuple& box_origin,
                      const py::object& small_obj, const py::object& src_cov_obj, const py::tuple& src_offset,
