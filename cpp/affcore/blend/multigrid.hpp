@@ -211,11 +211,14 @@ public:
         has_guess_ = true;
         return x_;
     }
+    // Tiles per storage row of grid g.
+    static int tiles(const MgGrid& g) { return (g.sw + kTile - 1) / kTile; }
     // Optional, with a guess: where its residual b - A x may be nonzero, as flags per tile
-    // of kTile columns of each storage row (zeroed here; set the tiles that hold such a
-    // pixel or a 4-neighbour of one; a superset is fine). The first V-cycle then skips its
-    // pre-smoothing elsewhere, where it would only compute zeros: same result, less work
-    // (a good guess leaves a residual only along its flaws, e.g. a blend's mask edge).
+    // of kTile columns of each storage row (sh x tiles(fine()), zeroed here; set the tiles
+    // that hold such a pixel or a 4-neighbour of one; a superset is fine). The first
+    // V-cycle then skips its pre-smoothing elsewhere, where it would only compute zeros:
+    // same result, less work (a good guess leaves a residual only along its flaws, e.g. a
+    // blend's mask edge).
     std::vector<std::uint8_t>& guess_support() {
         const MgGrid& g = levels_.front();
         support_.assign(static_cast<std::size_t>(g.sh) * static_cast<std::size_t>(tiles(g)), 0);
@@ -528,8 +531,6 @@ private:
     }
 
     // `act` (or null for all) flags the tiles of each storage row (see kTile).
-    static int tiles(const MgGrid& g) { return (g.sw + kTile - 1) / kTile; }
-
     // f(a, b) for each maximal run [a, b] of active tiles' columns within [lo, hi].
     template <typename F>
     static void active_runs(const MgGrid& g, const std::uint8_t* act, int j, int lo, int hi, F&& f) {

@@ -195,7 +195,7 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     // The guess's residual is zero at unknowns that lie in the eroded mask with their four
     // neighbours: it lives in the tiles where mask and eroded mask differ (and next to them).
     std::vector<std::uint8_t>& support = solver.guess_support();
-    const int tiles = static_cast<int>(support.size() / static_cast<std::size_t>(G.sh));
+    const int tiles = MaskedPoissonPcg::tiles(G);
     const int sw = G.sw;
     pool.rows(0, G.sh, boxwork, [&](int b, int e) {
         for (int y = b; y < e; ++y) {
