@@ -2,13 +2,16 @@
 faces as the intended expression, next to how often it reads real posed photos (TCCE) right.
 
     AFFCORE_DATA_DIR=../shared/data python scripts/recognition_rates.py [--out TABLE.md] \
-        [--model OTHER.onnx --label NAME ...]
+        [--model OTHER.onnx --label NAME ...] [--shading SHADING.npz]
 
 Synthesized: every London neutral and wild photo, each basic expression (a) as the
 expression prototype at intensity 1 and (b) at the expression's valence-arousal anchor.
 Real: every TCCE photo of the six expressions shared with FER2013, plus neutral. With
 ``--model`` (repeatable, each with a ``--label``), further recognisers are run on the same
-faces and get a table each; the faces are synthesized and aligned once.
+faces and get a table each; the faces are synthesized and aligned once. With ``--shading``
+the faces are synthesized with that expression shading (``affcore shading build``). The
+table ends with dlib's identity distance between each photo and its expression prototypes
+(contempt included), as the synthesis issue measures it.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from affcore.errors import NoFaceError
 from affcore.fer import TO_AFFCORE
 from affcore.fer.infer import Recognizer, align_face
 from affcore.images import read_image
-from affcore.landmarks import detect_landmarks
+from affcore.landmarks import detect_landmarks, identity_descriptor
+from affcore.shading import load_expression_shading
 from affcore.synthesis import Synthesizer
 
 EXPRESSIONS = ("happiness", "sadness", "surprise", "fear", "anger", "disgust", "neutral")
@@ -35,6 +39,7 @@ def main() -> None:
     ap.add_argument("--out", help="write the table as Markdown here")
     ap.add_argument("--model", action="append", default=[], help="another ONNX recogniser to run as well")
     ap.add_argument("--label", action="append", default=[], help="column name of each --model")
+    ap.add_argument("--shading", help="synthesize with this expression shading file")
     args = ap.parse_args()
     if len(args.label) != len(args.model):
         ap.error("give one --label per --model")
@@ -44,12 +49,18 @@ def main() -> None:
     # every face is detected and aligned once; each recogniser classifies the same crops
     kinds = [("prototype", e) for e in EXPRESSIONS] + [("VA anchor", e) for e in EXPRESSIONS if e != "neutral"]
     crops = {k: [] for k in kinds}
+    shading = load_expression_shading(args.shading) if args.shading else None
+    identity = []  # per photo and expression prototype (contempt included, neutral not)
     for p in photos:
         img = read_image(p)
-        synth = Synthesizer(img, landmarks=detect_landmarks(img))
+        synth = Synthesizer(img, landmarks=detect_landmarks(img), shading=shading)
+        own = identity_descriptor(img)
         for kind, e in kinds:
             out = synth.render(expression=e) if kind == "prototype" else synth.render(va=affect.EXPRESSION_VA[e])
             crops[(kind, e)].append(align_face(out, detect_landmarks(out)))
+            if kind == "prototype" and e != "neutral":
+                identity.append(np.linalg.norm(identity_descriptor(out) - own))
+        identity.append(np.linalg.norm(identity_descriptor(synth.render(expression="contempt")) - own))
     real = {e: [] for e in EXPRESSIONS}
     with open(data / "tcce" / "labels.csv") as f:
         for row in csv.DictReader(f):
@@ -79,6 +90,8 @@ def main() -> None:
             lines.append(f"| {e} | {rate(rec, crops[('prototype', e)], e):.0%} | {va} | "
                          f"{rate(rec, real[e], e):.0%} (n={len(real[e])}) |")
         lines.append("")
+    lines.append(f"Identity (dlib descriptor distance, photo to each of its 7 expression prototypes, "
+                 f"{len(identity)} pairs): median {np.median(identity):.3f}, max {np.max(identity):.3f}.")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

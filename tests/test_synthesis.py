@@ -2,40 +2,16 @@
 bad input refused. Rendered faces are shared across tests through a module cache."""
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 
 import affcore
 from affcore import affect
 from affcore.images import read_image
-from affcore.landmarks import detect_faces, detect_landmarks, inter_ocular_distance
+from affcore.landmarks import detect_landmarks, identity_descriptor, inter_ocular_distance
 from affcore.synthesis import Synthesizer, synthesize
 
 EXPRESSIONS = [e for e in affect.EXPRESSIONS if e != "neutral"]
-
-
-@functools.lru_cache(maxsize=1)
-def _dlib_identity():
-    import dlib
-
-    from affcore.landmarks import _dlib_models, model_files
-
-    face_recognition_models = model_files()
-
-    rec = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
-    return rec, _dlib_models()[1]
-
-
-def identity_descriptor(image: np.ndarray) -> np.ndarray:
-    """dlib's 128-d face-recognition descriptor of the largest face."""
-    import dlib
-
-    rec, predictor = _dlib_identity()
-    left, top, right, bottom = (int(round(v)) for v in detect_faces(image)[0])
-    shape = predictor(image, dlib.rectangle(left, top, right, bottom))
-    return np.asarray(rec.compute_face_descriptor(image, shape))
 
 
 class Rendered:

@@ -95,6 +95,32 @@ def test_transfer_face_checks_its_inputs():
         _core.transfer_face(**_face_args(barycentrics=np.zeros((8, 9, 2), np.float32)))
     with pytest.raises(ValueError, match="threads"):
         _core.transfer_face(**_face_args(), threads=-1)
+    for bad in (np.ones(4, np.float32), np.full(3, np.nan, np.float32), np.array([1, 1, -0.5], np.float32)):
+        with pytest.raises(ValueError, match="skin_shade"):
+            _core.transfer_face(**_face_args(), skin_shade=bad)
+
+
+def test_skin_shade_scales_the_skin_and_nothing_else():
+    """One skin triangle covering the box, sampling a grey photo: the factors interpolated
+    at each pixel multiply its colour; on another part they are ignored."""
+    h, w = 8, 10
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    # barycentrics of pixel centres in the triangle (0, 0), (40, 0), (0, 40)
+    bary = np.stack([(xs + 0.5) / 40, (ys + 0.5) / 40], axis=-1).astype(np.float32)
+    screen = np.array([[0, 0, 1], [40, 0, 1], [0, 40, 1]], np.float32)
+    args = _face_args(image=np.full((20, 20, 3), 100, np.uint8), triangle_id=np.zeros((h, w), np.int32),
+                      barycentrics=bary, source_screen=screen, target_screen=screen)
+    plain, _, _ = _core.transfer_face(**args)
+    assert (plain == 100).all()
+    shade = np.array([1.0, 0.5, 1.5], np.float32)
+    shaded, _, _ = _core.transfer_face(**args, skin_shade=shade)
+    b1, b2 = bary[..., 0], bary[..., 1]
+    expected = np.rint(100 * ((1 - b1 - b2) * 1.0 + b1 * 0.5 + b2 * 1.5))
+    np.testing.assert_allclose(shaded[..., 0], expected, atol=1)
+    assert (shaded == shaded[..., :1]).all()
+    other, _, _ = _core.transfer_face(**(args | dict(part=np.array([3], np.int8))), skin_shade=shade)
+    none, _, _ = _core.transfer_face(**(args | dict(part=np.array([3], np.int8))))
+    np.testing.assert_array_equal(other, none)
 
 
 def test_transfer_surround_checks_its_inputs():

@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -41,7 +42,7 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
                         const py::object& source_obj, const py::object& target_obj, const py::object& normal_tris_obj,
                         const py::object& src_depth_obj, const py::tuple& src_origin, const py::tuple& box_origin,
                         float depth_slack, float lip_depth, float cavity_scale, const py::object& lit_obj, int reduce,
-                        int threads) {
+                        int threads, const py::object& skin_shade_obj) {
     auto image = require_photo(image_obj);
     auto source = require_array<float>(source_obj, "source_screen");
     require_shape(source, {-1, 3}, "source_screen");
@@ -100,6 +101,16 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     in.lip_depth = lip_depth;
     in.cavity_scale = cavity_scale;
     in.lit = lit.data();
+    carray<float> skin_shade;
+    if (!skin_shade_obj.is_none()) {
+        skin_shade = require_array<float>(skin_shade_obj, "skin_shade");
+        require_shape(skin_shade, {V}, "skin_shade");
+        require_finite(skin_shade, "skin_shade");
+        const float* k = skin_shade.data();
+        if (std::any_of(k, k + V, [](float v) { return v < 0.0f || v > 4.0f; }))
+            throw py::value_error("skin_shade: factors must lie in [0, 4]");
+        in.skin_shade = k;
+    }
 
     carray<std::uint8_t> comp({H, W, py::ssize_t(3)});
     carray<float> disp({H / reduce, W / reduce, py::ssize_t(2)});
@@ -244,8 +255,10 @@ void bind_synthesis(pybind11::module_& m) {
     m.def("transfer_face", &transfer_face, "image"_a, "triangle_id"_a, "barycentrics"_a, "depth"_a, "triangles"_a,
           "part"_a, "source_screen"_a, "target_screen"_a, "normal_triangles"_a, "src_depth"_a, "src_origin"_a,
           "box_origin"_a, "depth_slack"_a, "lip_depth"_a, "cavity_scale"_a, "lit"_a, "reduce"_a = 1, "threads"_a = 0,
+          "skin_shade"_a = py::none(),
           "Fused texture transfer over the deformed face's pixels: (composite, displacement, known), the "
-          "last two as means over reduce x reduce blocks. See affcore.synthesis.");
+          "last two as means over reduce x reduce blocks; `skin_shade` (V,) float32 in [0, 4], optional, "
+          "multiplies the photo's colour at skin pixels (interpolated per pixel). See affcore.synthesis.");
     m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
           "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");

@@ -87,6 +87,7 @@ def _cmd_synthesize(args) -> int:
     if args.landmarks and len(args.photos) != 1:
         raise CommandError("--landmarks applies to a single photo")
     model = load_model(args.model)
+    shading = _load_shading(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -96,7 +97,8 @@ def _cmd_synthesize(args) -> int:
         try:
             image = read_image(photo)
             lm = load_landmarks(args.landmarks) if args.landmarks else None
-            synth = Synthesizer(image, landmarks=lm, model=model, keep_resting_face=not args.replace_expression)
+            synth = Synthesizer(image, landmarks=lm, model=model, keep_resting_face=not args.replace_expression,
+                                shading=shading)
             rendered, names = [], []
             for suffix, kwargs in targets:
                 img = synth.render(**kwargs)
@@ -116,6 +118,15 @@ def _cmd_synthesize(args) -> int:
     return 1 if failures else 0
 
 
+def _load_shading(args):
+    """The expression shading of ``--shading``, or None."""
+    if not args.shading:
+        return None
+    from .shading import load_expression_shading
+
+    return load_expression_shading(args.shading)
+
+
 def _photo_synthesizer(args):
     """The Synthesizer of ``args.photo`` with the options of :func:`_add_photo_options`."""
     from .images import read_image
@@ -125,14 +136,33 @@ def _photo_synthesizer(args):
 
     image = read_image(args.photo)
     lm = load_landmarks(args.landmarks) if args.landmarks else None
-    return Synthesizer(image, landmarks=lm, model=load_model(args.model))
+    return Synthesizer(image, landmarks=lm, model=load_model(args.model), shading=_load_shading(args))
 
 
 def _add_photo_options(parser) -> None:
     parser.add_argument("photo", help="photo of a (preferably neutral) face")
     parser.add_argument("--landmarks", help="68-point landmarks instead of detection")
     parser.add_argument("--model", help="path to ict_face_model.npz")
+    _add_shading_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _add_shading_option(parser) -> None:
+    parser.add_argument("--shading", metavar="FILE.npz",
+                        help="expression shading (skin folds and furrows) made by 'affcore shading build'")
+
+
+def _cmd_shading_build(args) -> int:
+    from .model import load_model
+    from .shading import build_expression_shading, read_labelled_photos, save_expression_shading
+
+    photos = read_labelled_photos(args.labels, args.images)
+    shading = build_expression_shading(photos, model=load_model(args.model), min_people=args.min_people,
+                                       strength=args.strength, progress=not args.quiet)
+    out = save_expression_shading(shading, args.out)
+    if not args.quiet:
+        print(f"wrote {out}: " + ", ".join(f"{e} ({n} people)" for e, n in zip(shading.expressions, shading.people)))
+    return 0
 
 
 def _cmd_sequence(args) -> int:
@@ -221,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the photo's own expression instead of keeping its resting face (for photos "
                         "that are not neutral: 'neutral' then removes a smile)")
     s.add_argument("--model", help="path to ict_face_model.npz")
+    _add_shading_option(s)
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(func=_cmd_synthesize)
 
@@ -238,6 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--grid", type=int, default=5, help="faces per side of the grid (default 5)")
     v.add_argument("--tile", type=int, default=160, help="size of each face in pixels (default 160)")
     v.set_defaults(func=_cmd_vaplane)
+
+    sh = sub.add_parser("shading", help="learn expression shading (skin folds, furrows) from labelled photos")
+    shsub = sh.add_subparsers(dest="shading_command", required=True, metavar="ACTION")
+    sb = shsub.add_parser("build", help="from neutral and expression photos of the same people (e.g. TCCE)")
+    sb.add_argument("--labels", required=True, help="CSV with the columns file, expression, subject")
+    sb.add_argument("--images", help="folder of the photos (default: 'images' beside the CSV)")
+    sb.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
+    sb.add_argument("--strength", type=float, default=0.7, help="fraction of the measured ratio rendered (default 0.7)")
+    sb.add_argument("--min-people", type=int, default=5, help="people needed per vertex and expression (default 5)")
+    sb.add_argument("--model", help="path to ict_face_model.npz")
+    sb.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    sb.set_defaults(func=_cmd_shading_build)
 
     m = sub.add_parser("model", help="find or import the ICT face model")
     msub = m.add_subparsers(dest="model_command", required=True, metavar="ACTION")

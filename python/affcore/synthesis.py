@@ -149,6 +149,11 @@ class Synthesizer:
         outright (pure transfer; "neutral" then removes the photo's own expression).
     threads : C++ worker threads for rendering and blending (0 = all cores). Results are
         identical for any value.
+    shading : an :class:`affcore.shading.ExpressionShading` (learned from photo pairs,
+        :func:`affcore.shading.load_expression_shading`), or None (default) to render with
+        the photo's texture alone. With it the skin also darkens and lightens as the
+        target expression folds it (creases, furrows), in proportion to the target's
+        weight on each expression.
 
     Examples
     --------
@@ -158,7 +163,7 @@ class Synthesizer:
     """
 
     def __init__(self, image, landmarks=None, model: FaceModel | None = None, fit_result: FitResult | None = None,
-                 keep_resting_face: bool = True, threads: int = 0):
+                 keep_resting_face: bool = True, threads: int = 0, shading=None):
         self.image = np.ascontiguousarray(as_rgb8(image))
         self.model = model if model is not None else load_model()
         if fit_result is None:
@@ -170,6 +175,16 @@ class Synthesizer:
             raise ValueError(f"threads: must be >= 0, got {threads}")
         self.keep_resting_face = bool(keep_resting_face)
         mesh = self._mesh = _mesh(self.model)
+        if shading is not None:
+            from .shading import ExpressionShading, ShadingWeights
+
+            if not isinstance(shading, ExpressionShading):
+                raise TypeError(f"shading: expected an ExpressionShading or None, got {type(shading).__name__}")
+            if shading.log_ratio.shape[1] != self.model.num_vertices:
+                raise ValueError(f"shading: made for a model of {shading.log_ratio.shape[1]} vertices, "
+                                 f"this one has {self.model.num_vertices}")
+            shading = ShadingWeights(shading, mesh.vertices)
+        self._shading = shading
         self._triangles, self._part = mesh.triangles, mesh.part
         # identity and fitted expression applied once; per target only the blendshapes
         # whose weights differ from the fit are added (with keep_resting_face, those the
@@ -343,7 +358,8 @@ class Synthesizer:
             self.image, r.triangle_id, r.barycentrics, r.depth, self._triangles, self._part, self._source_screen,
             screen, self._mesh.normal_triangles, self._src_raster.depth, (sx0, sy0), (x0, y0),
             # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
-            0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads)
+            0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
+            skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression))
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         surround = (self.image, r.triangle_id, (x0, y0), small, self._src_covered, (sx0 - x0, sy0 - y0))

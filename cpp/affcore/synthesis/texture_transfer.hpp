@@ -119,6 +119,9 @@ struct FaceInputs {
     float lip_depth = 0.0f;    // front of the mouth cavity
     float cavity_scale = 1.0f; // light falls off as exp(-(depth - lip) / cavity_scale)
     const float* lit = nullptr;  // kNumParts x 3: lit colour of each part's material
+    // Optional, V: a factor on the photo's colour at skin pixels, interpolated from the
+    // vertices (the expression's change of skin shading: creases, folds; null = none).
+    const float* skin_shade = nullptr;
 };
 
 // The displacement field and the coverage go to the extension of the field into the
@@ -218,6 +221,10 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
                 }
                 if (!synthetic) {
                     sample_rgb(in.photo, sx, sy, colour);
+                    if (p == kSkin && in.skin_shade) {
+                        const float k = b0 * in.skin_shade[tri[0]] + b1 * in.skin_shade[tri[1]] + b2 * in.skin_shade[tri[2]];
+                        for (int c = 0; c < 3; ++c) colour[c] *= k;
+                    }
                 } else {
                     normals_ready();
                     const float* n0 = normals.data() + 3 * static_cast<std::size_t>(tri[0]);
