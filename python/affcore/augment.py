@@ -498,6 +498,10 @@ def _init_worker(config: dict) -> None:
     _W.clear()
     _W["config"] = config
     _W["model"] = load_model(config["model_path"])
+    if config.get("shading_path"):
+        from .shading import load_expression_shading
+
+        _W["shading"] = load_expression_shading(config["shading_path"])
     _dlib_models()
     if config.get("identity"):
         _W["facerec"] = _face_recognizer()
@@ -600,7 +604,7 @@ def _process_item(item: Item) -> dict:
 
                 raise NoFaceError("no face detected")
         rec["face"] = face
-        synth = Synthesizer(image, landmarks=lm, model=_W["model"], threads=1)
+        synth = Synthesizer(image, landmarks=lm, model=_W["model"], threads=1, shading=_W.get("shading"))
         f = synth.fit
         rec["fit"] = {"rms_px": f.rms_px, "rms_iod": f.rms_iod, "iod_px": f.iod_px, "yaw": f.yaw, "pitch": f.pitch,
                       "roll": f.roll}
@@ -844,7 +848,7 @@ class JobError(ValueError):
 def augment(input, targets, out, *, workers: int | None = None, resume: bool = False, engine: str = "local",
             address: str | None = None, npz_split: str | None = None, npz_label=None, npz_key: str = "images",
             limit: int | None = None, fit_size: int = 192, identity: bool = False, parquet: bool = False,
-            model=None, progress: bool = True, start_method: str = "spawn", fsync: bool = True,
+            model=None, shading=None, progress: bool = True, start_method: str = "spawn", fsync: bool = True,
             max_in_flight: int | None = None, log=None, on_result=None) -> Manifest:
     """Synthesize every target of ``targets`` on every face of ``input``; see ``docs/augment.md``.
 
@@ -869,6 +873,8 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
     identity : also record the dlib face-descriptor distance between source and output.
     parquet : also write ``manifest.parquet`` (needs pyarrow).
     model : path of the face model (default: :func:`affcore.find_model`).
+    shading : path of an expression shading file (``affcore shading build``) to synthesize
+        with; None (default) renders with the photos' texture alone.
     progress : show a tqdm progress bar (faces/s and ETA) on stderr.
     start_method : "spawn" or "forkserver" for the worker processes.
     fsync : fsync every output file before its rename (off only for throw-away runs).
@@ -893,9 +899,20 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
     out = Path(out).expanduser().resolve()
     src = _Input(input, npz_split, npz_label, limit, npz_key, skip=out)
     model_path = str(find_model(model))
+    shading_path, shading_id = None, None
+    if shading is not None:
+        import hashlib
+
+        from .shading import load_expression_shading
+
+        shading_path = str(Path(shading).expanduser().resolve())
+        load_expression_shading(shading_path)  # a bad file fails here, not in every worker
+        shading_id = hashlib.sha256(Path(shading_path).read_bytes()).hexdigest()[:16]
     job = {"version": JOB_VERSION, "input": str(src.path), "input_kind": src.kind, "count": src.count,
            "fingerprint": src.fingerprint, "targets": [t.name for t in tlist], "fit_size": fit_size,
            "identity": bool(identity), **src.options}
+    if shading_id is not None:  # (absent otherwise: jobs started before shading existed resume)
+        job["shading"] = shading_id
     job_path, journal_path = out / "job.json", out / "journal.jsonl"
     if job_path.exists():
         if not resume:
@@ -924,7 +941,7 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
         skipped = sum(1 for o in offsets if o >= 0)
 
         config = {"model_path": model_path, "targets": tlist, "out": str(out), "fit_size": fit_size,
-                  "identity": bool(identity), "fsync": bool(fsync)}
+                  "identity": bool(identity), "fsync": bool(fsync), "shading_path": shading_path}
         todo = (it for it in src.items() if offsets[it.seq] < 0)
         processed = 0
         if skipped < src.count:
@@ -990,7 +1007,7 @@ def _cmd_augment(args) -> int:
     m = augment(args.input, args.targets, args.out, workers=args.workers, resume=args.resume, engine=args.engine,
                 address=args.address, npz_split=args.npz_split, npz_label=args.npz_label, npz_key=args.npz_key,
                 limit=args.limit, fit_size=args.fit_size, identity=args.identity, parquet=args.parquet,
-                model=args.model, progress=not args.quiet, fsync=not args.no_fsync,
+                model=args.model, shading=args.shading, progress=not args.quiet, fsync=not args.no_fsync,
                 log=None if args.quiet else (lambda s: tqdm.write(f"affcore augment: {s}", file=sys.stderr)))
     c = m.counts
     rate = c["processed"] * (c["rows"] / max(c["inputs"], 1)) / max(c["seconds"], 1e-9)
@@ -1032,5 +1049,7 @@ def add_augment_command(subparsers) -> None:
     a.add_argument("--no-fsync", action="store_true",
                    help="do not fsync output files (faster; still safe against a killed job, not a power cut)")
     a.add_argument("--model", help="path to ict_face_model.npz")
+    a.add_argument("--shading", metavar="FILE.npz",
+                   help="expression shading (skin folds and furrows) made by 'affcore shading build'")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar, per-input errors or summary")
     a.set_defaults(func=_cmd_augment)

@@ -420,7 +420,7 @@ def _extension_small(disp: np.ndarray, known: np.ndarray, sigma: float) -> np.nd
 
 
 def synthesize(image, expression: str | None = None, intensity: float = 1.0, aus: Mapping[str, float] | None = None,
-               va=None, landmarks=None, model: FaceModel | None = None) -> np.ndarray:
+               va=None, landmarks=None, model: FaceModel | None = None, shading=None) -> np.ndarray:
     """Synthesize one target on one photo: fit, deform, render, blend.
 
     Parameters
@@ -430,8 +430,9 @@ def synthesize(image, expression: str | None = None, intensity: float = 1.0, aus
     aus : action-unit intensities in [0, 1], e.g. ``{"AU12": 0.8, "AU6": 0.5}``.
     va : (valence, arousal) in [-1, 1]^2.
     landmarks : (68, 2) landmarks; detected when omitted.
+    shading : expression shading (:func:`affcore.shading.load_expression_shading`), or None.
 
     Give exactly one of ``expression``, ``aus`` and ``va``. For many targets of one photo,
     use :class:`Synthesizer`, which fits once.
     """
-    return Synthesizer(image, landmarks=landmarks, model=model).render(expression, intensity, aus, va)
+    return Synthesizer(image, landmarks=landmarks, model=model, shading=shading).render(expression, intensity, aus, va)
