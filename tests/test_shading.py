@@ -195,6 +195,11 @@ def test_cli_builds_and_uses_shading(tcce, data, tmp_path, shading):
         assert r.returncode == 0, r.stderr
         outs.append((out / "005_neutral_anger.png").read_bytes())
     assert outs[0] != outs[1]
+    frames = tmp_path / "frames"
+    r = subprocess.run(env_args + ["sequence", str(photo), "--path", "0,0;-0.52,0.58", "--frames", "3", "--shading", str(path),
+                                   "--out", str(frames), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(list(frames.glob("*.png"))) >= 3
     r = subprocess.run(env_args + ["synthesize", str(photo), "--expression", "anger", "--out", str(tmp_path / "x"),
                                    "--shading", str(tmp_path / "nope.npz")], capture_output=True, text=True)
     assert r.returncode == 2 and "affcore shading build" in r.stderr
