@@ -40,6 +40,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "affcore/blend/parallel.hpp"
@@ -47,7 +50,28 @@
 namespace affcore::blend {
 
 using Px = Eigen::Array4f;
-using PxVec = std::vector<Px, Eigen::aligned_allocator<Px>>;
+// Eigen's aligned allocator, except that a pixel added without a value (vector::resize(n))
+// is left uninitialised: growing a stale buffer (take_px_stale) then costs no pass that
+// fills it, as every pass writes such a buffer before reading it.
+template <typename T>
+struct PxAllocator : Eigen::aligned_allocator<T> {
+    template <typename U>
+    struct rebind {
+        using other = PxAllocator<U>;
+    };
+    PxAllocator() = default;
+    template <typename U>
+    PxAllocator(const PxAllocator<U>&) noexcept {}
+    template <typename U>
+    void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <typename U, typename... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+using PxVec = std::vector<Px, PxAllocator<Px>>;
 
 // Per-thread cache of pixel buffers: a blend needs seven box-sized buffers and three per
 // coarser level, and fresh allocations cost a page fault per 4 KiB (a third of the run
@@ -88,7 +112,7 @@ inline PxVec take_px(std::size_t n) {
 // solve): for buffers that every pass writes before reading; see zero_outside_ranges.
 inline PxVec take_px_stale(std::size_t n) {
     PxVec v = pop_cached_px(n);
-    v.resize(n, Px::Zero());  // keeps the first min(size, n) values as they are
+    v.resize(n);  // keeps the first min(size, n) values as they are; the rest uninitialised
     return v;
 }
 inline void give_px(PxVec& v) {
