@@ -618,8 +618,9 @@ private:
         }
     }
 
-    // One row of dot(): rowsum_[j] = <u, b> over row j.
-    void dot_row(const MgGrid& g, const Px* u, const Px* b, int j) {
+    // One row of dot(): rowsum_[j] = <u, b> over row j. With `act`, over active tiles only,
+    // for a b that is zero elsewhere (the other pixels would add zeros: the same sum).
+    void dot_row(const MgGrid& g, const Px* u, const Px* b, int j, const std::uint8_t* act = nullptr) {
         const std::size_t js = static_cast<std::size_t>(j);
         const int lo = g.lo[js], hi = g.hi[js];
         if (lo > hi) return;
@@ -627,7 +628,9 @@ private:
         const Px* ur = u + base;
         const Px* br = b + base;
         Px acc = Px::Zero();
-        for (int i = lo; i <= hi; ++i) acc += br[i] * ur[i];
+        active_runs(g, act, j, lo, hi, [&](int a, int e) {
+            for (int i = a; i <= e; ++i) acc += br[i] * ur[i];
+        });
         rowsum_[js] = acc;
     }
 
@@ -669,7 +672,8 @@ private:
     //  * residual, rows b+2..e-3: all neighbours final; the rest in the serial pass.
     // With `then_dot` (not with then_residual), also rowsum_[j] = <b, u> over row j once the
     // row is final (the same per-row sums as dot()).
-    // With `act`, every row only in its active tiles (see smooth_row).
+    // With `act`, every row only in its active tiles (see smooth_row and dot_row: b is
+    // zero outside them).
     void smooth_pair(MgGrid& g, Px* u, const Px* b, int color, bool first, bool then_residual = false,
                      bool then_dot = false, const std::uint8_t* act = nullptr) {
         blk_end_.resize(static_cast<std::size_t>(g.sh) + 1);
@@ -679,7 +683,7 @@ private:
                 if (j < e0) smooth_row(g, u, b, j, color, first, act);
                 if (j - 1 >= b0 + 1 && j - 1 <= e0 - 2) {
                     smooth_row(g, u, b, j - 1, 1 - color, false, act);
-                    if (then_dot) dot_row(g, u, b, j - 1);
+                    if (then_dot) dot_row(g, u, b, j - 1, act);
                 }
                 if (then_residual && j - 2 >= b0 + 2 && j - 2 <= e0 - 3) residual_row(g, u, b, j - 2, act);
             }
@@ -688,10 +692,10 @@ private:
         for (int b0 = 1; b0 <= g.ny;) {
             const int e0 = blk_end_[static_cast<std::size_t>(b0)];
             smooth_row(g, u, b, b0, 1 - color, false, act);
-            if (then_dot) dot_row(g, u, b, b0);
+            if (then_dot) dot_row(g, u, b, b0, act);
             if (e0 - 1 > b0) {
                 smooth_row(g, u, b, e0 - 1, 1 - color, false, act);
-                if (then_dot) dot_row(g, u, b, e0 - 1);
+                if (then_dot) dot_row(g, u, b, e0 - 1, act);
             }
             b0 = e0;
         }
