@@ -212,6 +212,7 @@ public:
     // zero (see guess_support()).
     static constexpr int kTile = 16;
     static_assert(2 * kSweeps + 2 <= kTile, "active_tiles() widens the support by one tile to either side");
+    static_assert(kTile % 2 == 0, "restrict_residual() maps tiles to coarse cells");
 
     // Set fine().w (1 = unknown; never on the storage frame) and fine().b (the right-hand
     // side), then call prepare() and solve().
@@ -713,17 +714,41 @@ private:
         rows(g, [&](int j, int, int, std::size_t) { residual_row(g, u, b, j); });
     }
 
-    // C.b = P^T F.r (weights 1,3,3,1 / 4 per axis) on coarse unknowns.
-    void restrict_residual(const MgGrid& F, MgGrid& C) {
+    // C.b = P^T F.r (weights 1,3,3,1 / 4 per axis) on coarse unknowns. With `act` (F's
+    // active tiles, outside which F.r is zero), only the coarse cells whose fine footprint
+    // meets an active tile are computed; the others are zero.
+    void restrict_residual(const MgGrid& F, MgGrid& C, const std::uint8_t* act = nullptr) {
         const int s = F.sw;
+        const int nt = tiles(F);
         rows(C, [&](int J, int lo, int hi, std::size_t base) {
             Px* bc = C.b.data() + base;
             const float* wc = C.w.data() + base;
-            for (int I = lo; I <= hi; ++I) {
-                const Px* r = F.r.data() + F.at(2 * I - 2, 2 * J - 2);
-                auto row = [](const Px* q) { return (q[0] + q[3]) + 3.0f * (q[1] + q[2]); };
-                const Px v = (row(r) + row(r + 3 * s)) + 3.0f * (row(r + s) + row(r + 2 * s));
-                bc[I] = v * (0.0625f * wc[I]);
+            auto cells = [&](int a, int e) {
+                for (int I = a; I <= e; ++I) {
+                    const Px* r = F.r.data() + F.at(2 * I - 2, 2 * J - 2);
+                    auto row = [](const Px* q) { return (q[0] + q[3]) + 3.0f * (q[1] + q[2]); };
+                    const Px v = (row(r) + row(r + 3 * s)) + 3.0f * (row(r + s) + row(r + 2 * s));
+                    bc[I] = v * (0.0625f * wc[I]);
+                }
+            };
+            if (!act) {
+                cells(lo, hi);
+                return;
+            }
+            for (int I = lo; I <= hi; ++I) bc[I] = Px::Zero();
+            // fine rows 2J-2..2J+1; the footprint of cell I, columns 2I-2..2I+1, meets
+            // tile t (columns kTile t .. kTile t + kTile - 1) iff kTile t / 2 <= I <=
+            // kTile t / 2 + kTile / 2 (kTile is even)
+            const std::uint8_t* a0 = act + static_cast<std::size_t>(2 * J - 2) * static_cast<std::size_t>(nt);
+            auto any = [&](int t) {
+                return (a0[t] | a0[t + nt]) | (a0[t + 2 * nt] | a0[t + 3 * nt]);
+            };
+            for (int t = 0; t < nt; ++t) {
+                if (!any(t)) continue;
+                const int first = t;
+                while (t + 1 < nt && any(t + 1)) ++t;
+                const int a = std::max(lo, first * (kTile / 2)), e = std::min(hi, (t + 1) * (kTile / 2));
+                if (a <= e) cells(a, e);
             }
         });
     }
@@ -772,7 +797,7 @@ private:
         MgGrid& c = levels_[l + 1];
         // pre-smoothing (red, black) x sweeps_, then the residual
         for (int k = 0; k < sweeps_; ++k) smooth_pair(g, u, b, 0, k == 0, k + 1 == sweeps_, false, act);
-        restrict_residual(g, c);
+        restrict_residual(g, c, act);
         vcycle(l + 1, c.b.data(), c.u.data());
         prolong_add(c, g, u);
         // (with `act`, u outside it is the coarse correction alone)
