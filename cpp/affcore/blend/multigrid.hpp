@@ -186,6 +186,33 @@ inline PxVec take_px_ranges(const MgGrid& g) {
     zero_outside_ranges(g, v);
     return v;
 }
+// Zeroes v outside the row ranges only where the 5-point stencil of an unknown reaches:
+// enough for a buffer that no pass reads elsewhere outside the ranges (the CG vectors;
+// not one that is restricted or prolonged), and a thin band instead of (on face masks) a
+// fifth of the grid.
+inline PxVec take_px_halo(const MgGrid& g) {
+    PxVec v = take_px_stale(g.size());
+    auto zero = [&](Px* row, int a, int e) { std::fill(row + a, row + std::max(a, e + 1), Px::Zero()); };
+    for (int j = 0; j < g.sh; ++j) {
+        Px* row = v.data() + g.at(0, j);
+        const int lo = g.lo[static_cast<std::size_t>(j)], hi = g.hi[static_cast<std::size_t>(j)];
+        if (lo <= hi) {  // unknowns lie in [1, nx], so lo - 1 and hi + 1 are in the storage
+            row[lo - 1] = Px::Zero();
+            row[hi + 1] = Px::Zero();
+        }
+        for (int k = j - 1; k <= j + 1; k += 2) {
+            if (k < 0 || k >= g.sh) continue;
+            const int nlo = g.lo[static_cast<std::size_t>(k)], nhi = g.hi[static_cast<std::size_t>(k)];
+            if (lo > hi) {
+                zero(row, nlo, nhi);
+            } else {
+                zero(row, nlo, std::min(nhi, lo - 1));
+                zero(row, std::max(nlo, hi + 1), nhi);
+            }
+        }
+    }
+    return v;
+}
 
 struct PcgResult {
     int iterations = 0;
@@ -318,7 +345,8 @@ public:
             std::fill(x_.begin(), x_.end(), Px::Zero());
             return res;
         }
-        PxVec z = take_px_ranges(G), p = take_px_ranges(G), q = take_px_ranges(G);
+        // (z and p: the stencil reads them next to the ranges; q only within them)
+        PxVec z = take_px_halo(G), p = take_px_halo(G), q = take_px_stale(n);
         struct Giver {
             PxVec *a, *b, *c;
             ~Giver() { give_px(*a); give_px(*b); give_px(*c); }
