@@ -55,6 +55,25 @@ def test_deterministic_across_thread_counts(model, london_pairs, landmark_cache)
             assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), (e, name)
 
 
+def test_stale_solver_buffers_do_not_leak_into_results(model, london_pairs, landmark_cache):
+    """The blend reuses its buffers from solve to solve without clearing them (only what a
+    pass writes before reading it): a blend after solves that left large, unrelated values
+    in every buffer size gives the same bytes."""
+    photo, lm = _photo(london_pairs, landmark_cache, 0)
+    s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+    before = [s.render(expression=e) for e in ("anger", "surprise")]
+    rng = np.random.default_rng(0)
+    for n in (1200, 700, 300, 90):
+        noise = rng.integers(0, 256, (n, n, 3), dtype=np.uint8)
+        mask = np.zeros((n, n), np.uint8)
+        mask[5:-5, 5:-5] = 1
+        out = (255 - noise).copy()
+        _core.poisson_blend_into(noise, out, mask, 0, 0, threads=1, tolerance=1e-6)
+    after = [s.render(expression=e) for e in ("surprise", "anger")][::-1]
+    for a, b in zip(before, after):
+        assert a.tobytes() == b.tobytes()
+
+
 def test_render_equals_render_full_image(model, london_pairs, landmark_cache):
     photo, lm = _photo(london_pairs, landmark_cache, 0)
     s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
