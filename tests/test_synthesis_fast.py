@@ -227,3 +227,26 @@ def test_rgb_sum_histogram_matches_numpy():
         _core.rgb_sum_histogram(np.ascontiguousarray(box[:, :, :2]), labels, 2)
     with pytest.raises(TypeError, match="image"):
         _core.rgb_sum_histogram(box.astype(np.float32), labels, 2)
+
+
+def test_arrays_from_another_process_are_accepted(model, london_pairs, landmark_cache):
+    """Arrays that went through pickle (multiprocessing, a DataLoader worker) carry a dtype
+    object equal to numpy's but not the same object; the C++ core takes them like any other."""
+    import pickle
+
+    from affcore import blend, render
+
+    photo, lm = _photo(london_pairs, landmark_cache, 0)
+    moved = pickle.loads(pickle.dumps(photo))
+    assert moved.dtype == np.uint8 and moved.dtype is not np.dtype(np.uint8)
+    a = Synthesizer(photo, landmarks=lm, model=model, threads=1).render(expression="anger")
+    b = Synthesizer(moved, landmarks=pickle.loads(pickle.dumps(lm)), model=model, threads=1).render(expression="anger")
+    assert a.tobytes() == b.tobytes()
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[40:120, 40:120] = True
+    ref = blend.poisson_blend(photo[::-1].copy(), photo, mask)
+    got = blend.poisson_blend(pickle.loads(pickle.dumps(photo[::-1].copy())), moved, pickle.loads(pickle.dumps(mask)))
+    np.testing.assert_array_equal(ref, got)
+    coords = np.array([[[10.5, 20.25]]], np.float32)
+    np.testing.assert_array_equal(render.sample_bilinear(photo, coords),
+                                  render.sample_bilinear(moved, pickle.loads(pickle.dumps(coords))))

@@ -29,6 +29,13 @@ inline std::string shape_string(const py::array& a) {
     return s.str();
 }
 
+// Whether a dtype is T's (numpy's ==, not identity: an array that went through pickle, e.g.
+// from another process, has an equal dtype object that is not numpy's canonical one).
+template <typename T>
+bool is_dtype(const py::dtype& d) {
+    return d.equal(py::dtype::of<T>());
+}
+
 // Takes any Python object, insists it is a numpy array of dtype T (no casting, so that a
 // float64 array passed where float32 is wanted is an error rather than a silent copy with
 // changed meaning), and returns it C-contiguous.
@@ -38,7 +45,7 @@ carray<T> require_array(const py::handle& obj, const char* name) {
         throw py::type_error(std::string(name) + ": expected a numpy array, got " +
                              std::string(py::str(py::type::of(obj).attr("__name__"))));
     auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(py::dtype::of<T>()))
+    if (!is_dtype<T>(a.dtype()))
         throw py::type_error(std::string(name) + ": expected dtype " +
                              std::string(py::str(py::dtype::of<T>())) + ", got " +
                              std::string(py::str(a.dtype())));
@@ -128,7 +135,7 @@ inline carray<std::int32_t> require_triangles(const py::handle& obj, py::ssize_t
 inline py::array require_inplace_u8(const py::object& obj, std::initializer_list<py::ssize_t> shape, const char* name) {
     if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + ": expected a numpy array");
     auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(py::dtype::of<std::uint8_t>()) || !(a.flags() & py::array::c_style) || !a.writeable())
+    if (!is_dtype<std::uint8_t>(a.dtype()) || !(a.flags() & py::array::c_style) || !a.writeable())
         throw py::type_error(std::string(name) + ": expected a writeable C-contiguous uint8 array");
     require_shape(a, shape, name);
     return a;
@@ -141,12 +148,12 @@ inline carray<std::uint8_t> require_mask(const py::handle& obj, const char* name
         throw py::type_error(std::string(name) + ": expected a numpy array, got " +
                              std::string(py::str(py::type::of(obj).attr("__name__"))));
     auto a = py::reinterpret_borrow<py::array>(obj);
-    if (a.dtype().is(py::dtype::of<bool>())) {
+    if (is_dtype<bool>(a.dtype())) {
         auto b = carray<bool>::ensure(a);
         return py::array(py::dtype::of<std::uint8_t>(), std::vector<py::ssize_t>(b.shape(), b.shape() + b.ndim()),
                          std::vector<py::ssize_t>(b.strides(), b.strides() + b.ndim()), b.data(), b);
     }
-    if (a.dtype().is(py::dtype::of<std::uint8_t>())) return carray<std::uint8_t>::ensure(a);
+    if (is_dtype<std::uint8_t>(a.dtype())) return carray<std::uint8_t>::ensure(a);
     throw py::type_error(std::string(name) + ": expected dtype bool or uint8, got " + std::string(py::str(a.dtype())));
 }
 

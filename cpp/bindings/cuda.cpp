@@ -141,8 +141,8 @@ carray<float> sample_bilinear_batch(const py::object& images_obj, const py::obje
         throw py::type_error("images: expected a numpy array, got " +
                              std::string(py::str(py::type::of(images_obj).attr("__name__"))));
     auto dtype = py::reinterpret_borrow<py::array>(images_obj).dtype();
-    const bool is_u8 = dtype.is(py::dtype::of<std::uint8_t>());
-    if (!is_u8 && !dtype.is(py::dtype::of<float>()))
+    const bool is_u8 = is_dtype<std::uint8_t>(dtype);
+    if (!is_u8 && !is_dtype<float>(dtype))
         throw py::type_error("images: expected dtype uint8 or float32, got " + std::string(py::str(dtype)));
     py::array images = is_u8 ? py::array(require_array<std::uint8_t>(images_obj, "images"))
                              : py::array(require_array<float>(images_obj, "images"));

@@ -154,9 +154,9 @@ carray<float> sample_bilinear(const py::object& image_obj, const py::object& coo
         throw py::type_error("image: expected a numpy array, got " +
                              std::string(py::str(py::type::of(image_obj).attr("__name__"))));
     auto dtype = py::reinterpret_borrow<py::array>(image_obj).dtype();
-    if (dtype.is(py::dtype::of<std::uint8_t>()))
+    if (is_dtype<std::uint8_t>(dtype))
         return sample_typed<std::uint8_t>(image_obj, coords, has_mask ? &mask : nullptr, nthreads);
-    if (dtype.is(py::dtype::of<float>()))
+    if (is_dtype<float>(dtype))
         return sample_typed<float>(image_obj, coords, has_mask ? &mask : nullptr, nthreads);
     throw py::type_error("image: expected dtype uint8 or float32, got " + std::string(py::str(dtype)));
 }

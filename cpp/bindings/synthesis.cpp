@@ -226,7 +226,7 @@ carray<float> deform_project(const py::object& base_obj, const py::object& basis
 py::tuple rgb_sum_histogram(const py::object& image_obj, const py::object& labels_obj, int which) {
     if (!py::isinstance<py::array>(image_obj)) throw py::type_error("image: expected a numpy array");
     auto image = py::reinterpret_borrow<py::array>(image_obj);
-    if (!image.dtype().is(py::dtype::of<std::uint8_t>())) throw py::type_error("image: expected dtype uint8");
+    if (!is_dtype<std::uint8_t>(image.dtype())) throw py::type_error("image: expected dtype uint8");
     if (image.ndim() != 3 || image.shape(2) != 3 || image.strides(2) != 1 || image.strides(1) != 3 || image.strides(0) < 3 * image.shape(1))
         throw py::value_error("image: expected (H, W, 3) with contiguous rows (a row slice of a C-contiguous image), got " +
                               shape_string(image));
