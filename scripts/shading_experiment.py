@@ -26,6 +26,7 @@ import numpy as np
 
 import affcore.synthesis as synthesis
 from affcore.render import interpolate, rasterize
+from affcore.shading import _vertex_facing
 
 
 def _skin_geometry(synth, screen):
@@ -33,12 +34,8 @@ def _skin_geometry(synth, screen):
     tris = synth._triangles[synth._part == synthesis.SKIN]
     v = screen.astype(np.float64)
     e1, e2 = v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]]
-    fn = np.cross(e1, e2)
     n = len(v)
-    normal = np.stack([sum(np.bincount(tris[:, k], weights=fn[:, c], minlength=n) for k in range(3))
-                       for c in range(3)], axis=1)
-    length = np.linalg.norm(normal, axis=1)
-    facing = np.where(length > 0, np.abs(normal[:, 2]) / np.maximum(length, 1e-12), 1.0)
+    facing = np.abs(_vertex_facing(screen, tris))  # (0 at vertices of no skin triangle, never sampled)
     log_area = np.log(np.maximum(np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) / 2, 1e-9))
     count = sum(np.bincount(tris[:, k], minlength=n) for k in range(3))
     mean_log_area = sum(np.bincount(tris[:, k], weights=log_area, minlength=n) for k in range(3))

@@ -504,15 +504,9 @@ def _init_worker(config: dict) -> None:
         _W["shading"] = load_expression_shading(config["shading_path"])
     _dlib_models()
     if config.get("identity"):
-        _W["facerec"] = _face_recognizer()
+        from .landmarks import _dlib_identity_model
 
-
-def _face_recognizer():
-    import dlib
-
-    from .landmarks import model_files
-
-    return dlib.face_recognition_model_v1(model_files().face_recognition_model_location())
+        _W["facerec"] = _dlib_identity_model()
 
 
 def _descriptor(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -30,13 +30,21 @@ import cv2
 import numpy as np
 
 from . import affect
+from .fer import TO_AFFCORE
+from .synthesis import SKIN
 
 # Expressions the shading can hold (contempt has no data set of pairs here).
 SHADED_EXPRESSIONS = ("happiness", "sadness", "surprise", "fear", "anger", "disgust")
 
-# Names data sets use for the expressions (FER2013, TCCE, CK+), as affcore's.
-_ALIASES = {"happy": "happiness", "sad": "sadness", "angry": "anger", "disgusted": "disgust",
-            "fearful": "fear", "surprised": "surprise", "peace": "neutral"}
+# Names data sets use for the expressions, as affcore's: FER2013's (also TCCE's), and a few
+# adjective and "peace" spellings of others.
+_ALIASES = {**TO_AFFCORE, "disgusted": "disgust", "fearful": "fear", "surprised": "surprise", "peace": "neutral"}
+
+
+def _canonical_expression(name) -> str:
+    """affcore's name of an expression label (lower case, aliases resolved)."""
+    e = str(name).strip().lower()
+    return _ALIASES.get(e, e)
 
 # The ratio is measured in full but rendered at this fraction by default: at 1.0 dlib's
 # identity distance to the photo passes the synthesis issue's bound (median 0.257 against
@@ -90,7 +98,7 @@ def read_labelled_photos(labels_csv, images_dir=None) -> list[tuple[Path, str, s
         if missing:
             raise ValueError(f"{labels_csv}: missing columns {sorted(missing)}")
         for row in reader:
-            e = _ALIASES.get(row["expression"].strip().lower(), row["expression"].strip().lower())
+            e = _canonical_expression(row["expression"])
             if e in SHADED_EXPRESSIONS or e == "neutral":
                 out.append((root / row["file"], e, row["subject"]))
     return out
@@ -118,7 +126,7 @@ def _face_core_weights(model, mesh) -> np.ndarray:
     for hole in (lm[48:60], lm[36:42], lm[42:48]):
         w *= np.clip(-signed_distance(hole) / (0.04 * iod), 0.0, 1.0)
     # facing the camera on the generic head (ears and the sides of the head are not the face)
-    facing = _vertex_facing(mesh.neutral, mesh.triangles[mesh.part == 0])
+    facing = _vertex_facing(mesh.neutral, mesh.triangles[mesh.part == SKIN])
     facing *= np.sign(np.median(facing[loc]))
     return w * np.clip((facing - 0.3) / 0.3, 0.0, 1.0)
 
@@ -152,8 +160,6 @@ def _vertex_brightness(synth) -> tuple[np.ndarray, np.ndarray]:
     """log brightness of the photo at each mesh vertex under the fit, and whether the
     photo shows that vertex's skin (a visible skin triangle uses it, and it faces the
     camera: at the silhouette the photo's pixel is half background)."""
-    from .synthesis import SKIN
-
     screen = synth._source_screen
     tid = synth._src_raster.triangle_id
     seen = np.unique(tid[tid >= 0])
@@ -200,7 +206,7 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
     samples: dict = {}  # (person, expression) -> list of (log brightness, shown)
     skipped = 0
     for image, expression, person in tqdm(photos, unit="photo", disable=not progress, desc="fitting"):
-        e = _ALIASES.get(str(expression).lower(), str(expression).lower())
+        e = _canonical_expression(expression)
         if e not in SHADED_EXPRESSIONS and e != "neutral":
             raise ValueError(f"expression {expression!r}: expected neutral or one of {', '.join(SHADED_EXPRESSIONS)}")
         img = read_image(image) if isinstance(image, (str, Path)) else image
@@ -211,7 +217,7 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
             continue
         samples.setdefault((str(person), e), []).append(_vertex_brightness(synth))
     n = len(mesh.neutral)
-    skin = mesh.triangles[mesh.part == 0]
+    skin = mesh.triangles[mesh.part == SKIN]
     core = _face_core_weights(model, mesh)
     expressions, ratios, people = [], [], []
     for e in SHADED_EXPRESSIONS:
