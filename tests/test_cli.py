@@ -95,6 +95,19 @@ def test_synthesize_va_and_aus_names(data, tmp_path):
     assert (tmp_path / "barack_obama_AU12-0.80_AU6-0.50.png").is_file()
 
 
+def test_synthesize_goes_on_past_a_bad_photo_and_names_it_once(data, tmp_path):
+    missing = tmp_path / "missing.jpg"
+    out = tmp_path / "out"
+    r = run("synthesize", missing, data / "faces" / "wild" / "barack_obama.jpg", "--expression", "happiness",
+            "--out", out)
+    assert r.returncode == 1
+    said = r.stdout + r.stderr
+    assert "Traceback" not in said
+    assert said.count(str(missing)) == 1 and "no such file" in said, said
+    assert "1 photo(s) failed" in said
+    assert sorted(p.name for p in out.iterdir()) == ["barack_obama_happiness.png"]
+
+
 @pytest.mark.parametrize("args, words", [
     (["--expression", "joy"], ["valid names", "happiness"]),
     (["--expression", "happiness", "--intensity", "2"], ["intensity"]),

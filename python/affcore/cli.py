@@ -110,7 +110,9 @@ def _cmd_synthesize(args) -> int:
                 write_image(out / f"{stem}_sheet.png", contact_sheet([image] + rendered, ["original"] + names))
         except (ValueError, OSError) as e:
             failures += 1
-            bar.write(f"affcore synthesize: {photo}: {e}")
+            # image errors already start with the file's name
+            message = str(e) if str(e).startswith(str(photo)) else f"{photo}: {e}"
+            bar.write(f"affcore synthesize: {message}")
     bar.close()
     if not args.quiet:
         print(f"wrote {(len(args.photos) - failures) * len(targets)} images to {out}"
