@@ -300,3 +300,99 @@ def test_blend_into_a_box_of_a_larger_image_equals_blending_the_box():
         _core.poisson_blend_into(src, image.copy(), mask, 50, 40)
     with pytest.raises(TypeError, match="image"):
         _core.poisson_blend_into(src, image[::2], mask, 0, 0)
+
+
+# ---------------------------------------------------------------- the edge-local solve
+
+def edge_matched_pair(h, w, mask, seed=0, amplitude=30.0, reach=25.0):
+    """A target photo and a source that meets it along the mask's edge, as the synthesis
+    pipeline's composites do: the source is the target plus a textured change that is
+    strong deep inside the mask and fades (not to zero) towards its edge."""
+    rng = np.random.default_rng(seed)
+    _, tgt = synthetic_pair(h, w, seed)
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    fade = 1.0 - np.exp(-inside / reach)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, (h, w, 3)), (0, 0), 1.5) * 12
+    change = (amplitude * fade[..., None] + tex * (0.2 + fade[..., None])) * mask[..., None]
+    src = np.clip(tgt + change, 0, 255).astype(np.uint8)
+    return src, tgt
+
+
+def blend_edge(src, tgt, mask, threads=1):
+    from affcore import _core
+    out = tgt.copy()
+    info = _core.poisson_blend_edge_into(src, out, mask.astype(np.uint8), 0, 0, threads=threads)
+    return out, info
+
+
+@pytest.mark.parametrize("shape,seed", [((300, 260), 0), ((420, 380), 1), ((160, 200), 2)])
+def test_edge_blend_is_close_to_the_converged_solve(shape, seed):
+    """For a source that meets the target along the mask's edge, one edge-local cycle lands
+    within a small fraction of a grey level of the converged solve, changes nothing outside
+    the mask and is seamless there."""
+    h, w = shape
+    mask = irregular_mask(h, w, seed)
+    src, tgt = edge_matched_pair(h, w, mask, seed)
+    exact = poisson_blend(src, tgt, mask, threads=1, tolerance=1e-6)
+    got, info = blend_edge(src, tgt, mask)
+    d = np.abs(got.astype(int) - exact.astype(int))[mask]
+    assert d.mean() <= 0.25 and d.max() <= 2, (d.mean(), d.max())
+    assert np.array_equal(got[~mask], tgt[~mask])
+    assert info["unknowns"] > 0 and info["solver"] == "edge"
+    # what it solves: not a paste of the source (which would differ from the target by
+    # several grey levels just inside the edge)
+    edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert np.abs(got.astype(int) - tgt.astype(int))[edge].mean() < 0.5 * np.abs(
+        src.astype(int) - tgt.astype(int))[edge].mean()
+
+
+def test_edge_blend_is_the_same_for_any_thread_count():
+    h, w = 900, 700  # large enough for the thread pool
+    mask = irregular_mask(h, w, 4)
+    src, tgt = edge_matched_pair(h, w, mask, 4)
+    outs = [blend_edge(src, tgt, mask, threads=t)[0] for t in (1, 2, 3)]
+    for o in outs[1:]:
+        assert o.tobytes() == outs[0].tobytes()
+
+
+@pytest.mark.parametrize("region", [np.s_[:, :], np.s_[0:60, :], np.s_[40:43, 150:153], np.s_[100:, 0:30]])
+def test_edge_blend_small_and_border_masks(region):
+    """Masks that touch the image's border, and one so small that its grid is already the
+    coarsest: the frame keeps the target, the rest stays close to the converged solve."""
+    mask = np.zeros((160, 200), bool)
+    mask[region] = True
+    src, tgt = edge_matched_pair(160, 200, mask, 5)
+    exact = poisson_blend(src, tgt, mask, threads=1, tolerance=1e-6)
+    got, _ = blend_edge(src, tgt, mask)
+    assert np.array_equal(got[~mask], tgt[~mask])
+    assert np.abs(got.astype(int) - exact.astype(int))[mask].mean() <= 0.25
+
+
+def test_edge_blend_falls_back_to_cg_for_a_source_that_does_not_meet_the_target():
+    """A source far from the target along the mask's edge (a plain paste of another
+    picture) is beyond one cycle: it is solved to the tolerance, like poisson_blend."""
+    src, tgt = synthetic_pair()
+    mask = irregular_mask(160, 200, 6)
+    got, info = blend_edge(src, tgt, mask)
+    assert info["solver"] == "cg"
+    assert np.array_equal(got, poisson_blend(src, tgt, mask, threads=1))
+
+
+def test_edge_blend_of_an_empty_mask_and_bad_arguments():
+    from affcore import _core
+    src, tgt = synthetic_pair()
+    got, info = blend_edge(src, tgt, np.zeros((160, 200), bool))
+    assert np.array_equal(got, tgt) and info["unknowns"] == 0
+    mask = np.ones((160, 200), np.uint8)
+    with pytest.raises(ValueError, match="not inside"):
+        _core.poisson_blend_edge_into(src, tgt.copy(), mask, 5, 0)
+    with pytest.raises(TypeError, match="image"):
+        _core.poisson_blend_edge_into(src, tgt[:, ::2], mask, 0, 0)
+    with pytest.raises(ValueError, match="mask"):
+        _core.poisson_blend_edge_into(src, tgt.copy(), mask[:, :10], 0, 0)
+    with pytest.raises(TypeError, match="source"):
+        _core.poisson_blend_edge_into(src.astype(np.float32), tgt.copy(), mask, 0, 0)
+    with pytest.raises(ValueError, match="threads"):
+        _core.poisson_blend_edge_into(src, tgt.copy(), mask, 0, 0, threads=-1)
+    with pytest.raises(ValueError, match="tolerance"):
+        _core.poisson_blend_edge_into(src, tgt.copy(), mask, 0, 0, tolerance=0.0)

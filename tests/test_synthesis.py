@@ -14,18 +14,36 @@ from affcore.synthesis import Synthesizer, synthesize
 EXPRESSIONS = [e for e in affect.EXPRESSIONS if e != "neutral"]
 
 
-class Rendered:
-    """Per photo: its landmarks and descriptor, and those re-detected on each expression."""
+def steady_landmarks(image: np.ndarray, k: int = 5) -> np.ndarray:
+    """dlib's landmarks as the median over the image and k - 1 copies with +-1 grey level of
+    noise. A single detection can jump by several pixels when a few pixels change by one
+    grey level (measured: two blends that differ by at most 1 grey level, in 0.4 % of the
+    values, moved the re-detected mouth corners by up to 0.045 inter-ocular distances, and
+    the share of people whose corners fell under sadness from 29/30 to 26/30); the median
+    is stable against such changes (29/30 for both)."""
+    found = [detect_landmarks(image)]
+    for seed in range(1, k):
+        noise = np.random.default_rng(seed).integers(-1, 2, image.shape)
+        found.append(detect_landmarks(np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)))
+    return np.median(found, axis=0)
 
-    def __init__(self, path, model):
+
+class Rendered:
+    """Per photo: its landmarks and descriptor, and those re-detected on each expression
+    (with steady_landmarks too where `steady`)."""
+
+    def __init__(self, path, model, steady=False):
         self.image = read_image(path)
         self.landmarks = detect_landmarks(self.image)
         self.descriptor = identity_descriptor(self.image)
         synth = Synthesizer(self.image, landmarks=self.landmarks, model=model)
         self.out_landmarks, self.distance = {}, {}
+        self.steady, self.out_steady = (steady_landmarks(self.image) if steady else None), {}
         for e in EXPRESSIONS:
             img = synth.render(expression=e)
             self.out_landmarks[e] = detect_landmarks(img)
+            if steady:
+                self.out_steady[e] = steady_landmarks(img)
             self.distance[e] = float(np.linalg.norm(identity_descriptor(img) - self.descriptor))
         self.mild_smile = detect_landmarks(synth.render(expression="happiness", intensity=0.5))
 
@@ -33,7 +51,7 @@ class Rendered:
 @pytest.fixture(scope="module")
 def rendered(data, model):
     paths = sorted((data / "faces" / "london").glob("*_neutral.jpg")) + sorted((data / "faces" / "wild").glob("*.jpg"))
-    return {p.name: Rendered(p, model) for p in paths}
+    return {p.name: Rendered(p, model, steady=p.name.endswith("_neutral.jpg")) for p in paths}
 
 
 def test_identity_is_kept(rendered):
@@ -74,7 +92,7 @@ MOVES = {
 def test_re_detected_landmarks_move_the_right_way(rendered, expression):
     london = [r for name, r in rendered.items() if name.endswith("_neutral.jpg")]
     for feature, sign in MOVES[expression]:
-        change = np.array([_features(r.out_landmarks[expression])[feature] - _features(r.landmarks)[feature]
+        change = np.array([_features(r.out_steady[expression])[feature] - _features(r.steady)[feature]
                            for r in london])
         share = np.mean(sign * change > 0.005)
         assert share >= 0.9, f"{expression}: {feature} moved the right way for only {share:.0%} of people"
@@ -84,7 +102,7 @@ def test_fear_stretches_the_lips_wider_than_surprise(rendered):
     # AU20 (lip stretcher) is what tells fear's mouth from surprise's: both drop the jaw,
     # which narrows the mouth, so the comparison is with surprise rather than the photo.
     london = [r for name, r in rendered.items() if name.endswith("_neutral.jpg")]
-    wider = [_features(r.out_landmarks["fear"])["mouth_width"] > _features(r.out_landmarks["surprise"])["mouth_width"]
+    wider = [_features(r.out_steady["fear"])["mouth_width"] > _features(r.out_steady["surprise"])["mouth_width"]
              for r in london]
     assert np.mean(wider) >= 0.9, np.mean(wider)
 

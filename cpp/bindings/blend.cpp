@@ -22,7 +22,7 @@ carray<std::uint8_t> require_image(const py::handle& obj, const char* name) {
     return a;
 }
 
-// Checks of the options both blend bindings take.
+// Checks of the options the blend bindings take.
 void require_blend_options(int threads, float tolerance) {
     if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = all cores), got " + std::to_string(threads));
     if (!(tolerance > 0.0f) || !(tolerance < 1.0f)) throw py::value_error("tolerance: must be in (0, 1)");
@@ -36,7 +36,45 @@ py::dict blend_info(const affcore::blend::BlendStats& st, int x0 = 0, int y0 = 0
     info["unknowns"] = st.unknowns;
     info["iterations"] = st.iterations;
     info["residual"] = st.residual;
+    info["solver"] = st.solver;
     return info;
+}
+
+// A box-sized blend into an image in place: the checked arguments.
+struct BoxBlend {
+    const std::uint8_t* source;
+    const std::uint8_t* mask;
+    std::uint8_t* box;  // the image at (x0, y0)
+    int H, W;
+    std::size_t stride;  // the image's row stride in bytes
+};
+
+// Checks source (H, W, 3) uint8, mask (H, W) and image (h, w, 3) uint8 writable with the
+// (W x H) box at (x0, y0) inside it, then runs blend(BoxBlend) without the GIL.
+template <typename Blend>
+py::dict blend_into(const py::object& source, const py::object& image_obj, const py::object& mask, int x0, int y0,
+                    Blend&& blend) {
+    auto src = require_image(source, "source");
+    const py::ssize_t H = src.shape(0), W = src.shape(1);
+    if (H > (1 << 20) || W > (1 << 20)) throw py::value_error("source: image too large, got " + shape_string(src));
+    auto m8 = require_mask(mask, "mask");
+    require_shape(m8, {H, W}, "mask");
+    auto image = require_inplace_u8(image_obj, {-1, -1, 3}, "image");
+    if (x0 < 0 || y0 < 0 || x0 + W > image.shape(1) || y0 + H > image.shape(0))
+        throw py::value_error("the (" + std::to_string(W) + " x " + std::to_string(H) + ") box at (" +
+                              std::to_string(x0) + ", " + std::to_string(y0) + ") is not inside image " +
+                              shape_string(image));
+    const std::size_t stride = static_cast<std::size_t>(image.shape(1)) * 3;
+    const BoxBlend b{src.data(), m8.data(),
+                     static_cast<std::uint8_t*>(image.mutable_data()) + static_cast<std::size_t>(y0) * stride +
+                         3 * static_cast<std::size_t>(x0),
+                     static_cast<int>(H), static_cast<int>(W), stride};
+    affcore::blend::BlendStats st;
+    {
+        py::gil_scoped_release release;
+        st = blend(b);
+    }
+    return blend_info(st, x0, y0);
 }
 
 }  // namespace
@@ -78,35 +116,31 @@ void bind_blend(pybind11::module_& m) {
         "poisson_blend_into",
         [](const py::object& source, const py::object& image_obj, const py::object& mask, int x0, int y0, int threads,
            float tolerance) {
-            auto src = require_image(source, "source");
-            const py::ssize_t H = src.shape(0), W = src.shape(1);
-            if (H > (1 << 20) || W > (1 << 20))
-                throw py::value_error("source: image too large, got " + shape_string(src));
-            auto m8 = require_mask(mask, "mask");
-            require_shape(m8, {H, W}, "mask");
-            auto image = require_inplace_u8(image_obj, {-1, -1, 3}, "image");
-            if (x0 < 0 || y0 < 0 || x0 + W > image.shape(1) || y0 + H > image.shape(0))
-                throw py::value_error("the (" + std::to_string(W) + " x " + std::to_string(H) + ") box at (" +
-                                      std::to_string(x0) + ", " + std::to_string(y0) + ") is not inside image " +
-                                      shape_string(image));
             require_blend_options(threads, tolerance);
-            const std::size_t stride = static_cast<std::size_t>(image.shape(1)) * 3;
-            std::uint8_t* box = static_cast<std::uint8_t*>(image.mutable_data()) + static_cast<std::size_t>(y0) * stride +
-                                3 * static_cast<std::size_t>(x0);
-            const std::uint8_t* ps = src.data();
-            const std::uint8_t* pm = m8.data();
-            affcore::blend::BlendStats st;
-            {
-                py::gil_scoped_release release;
-                st = affcore::blend::poisson_blend(ps, box, pm, static_cast<int>(H), static_cast<int>(W), box, threads,
-                                                   tolerance, stride, stride);
-            }
-            return blend_info(st, x0, y0);
+            return blend_into(source, image_obj, mask, x0, y0, [&](const BoxBlend& b) {
+                return affcore::blend::poisson_blend(b.source, b.box, b.mask, b.H, b.W, b.box, threads, tolerance,
+                                                     b.stride, b.stride);
+            });
         },
         py::arg("source"), py::arg("image"), py::arg("mask"), py::arg("x0"), py::arg("y0"), py::kw_only(),
         py::arg("threads") = 0, py::arg("tolerance") = affcore::blend::kDefaultTolerance,
         "Poisson blend of a box-sized source and mask into `image` at (x0, y0), in place: the same result "
         "as poisson_blend of the box. Returns info.");
+    m.def(
+        "poisson_blend_edge_into",
+        [](const py::object& source, const py::object& image_obj, const py::object& mask, int x0, int y0,
+           int threads, float tolerance) {
+            require_blend_options(threads, tolerance);
+            return blend_into(source, image_obj, mask, x0, y0, [&](const BoxBlend& b) {
+                return affcore::blend::poisson_blend_edge(b.source, b.box, b.mask, b.H, b.W, b.box, threads, tolerance,
+                                                          b.stride, b.stride);
+            });
+        },
+        py::arg("source"), py::arg("image"), py::arg("mask"), py::arg("x0"), py::arg("y0"), py::kw_only(),
+        py::arg("threads") = 0, py::arg("tolerance") = affcore::blend::kDefaultTolerance,
+        "poisson_blend_into for a source that already meets the image along the mask's edge (see "
+        "affcore::blend::poisson_blend_edge): one edge-local multigrid cycle instead of CG to a tolerance "
+        "(which serves a source that does not meet it). Returns info; info['solver'] is 'edge' or 'cg'.");
 }
 
 }  // namespace affcore::bindings

@@ -378,8 +378,8 @@ class Synthesizer:
         if resolve_device("auto") == "cuda":
             target = np.ascontiguousarray(self.image[y0:y1, x0:x1])
             out[y0:y1, x0:x1] = poisson_blend(comp, target, region, tolerance=_BLEND_TOLERANCE)
-        else:  # in place into the copy's box (the same result without box-sized copies)
-            _core.poisson_blend_into(comp, out, region, x0, y0, threads=self.threads, tolerance=_BLEND_TOLERANCE)
+        else:  # in place into the copy's box (no box-sized copies)
+            _core.poisson_blend_edge_into(comp, out, region, x0, y0, threads=self.threads, tolerance=_BLEND_TOLERANCE)
         return out
 
 
