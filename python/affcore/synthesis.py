@@ -378,16 +378,19 @@ class Synthesizer:
         if resolve_device("auto") == "cuda":
             target = np.ascontiguousarray(self.image[y0:y1, x0:x1])
             out[y0:y1, x0:x1] = poisson_blend(comp, target, region, tolerance=_BLEND_TOLERANCE)
-        else:  # in place into the copy's box (no box-sized copies)
+        else:
+            # in place into the copy's box (no box-sized copies). The composite meets the
+            # photo along the mask's edge, so one edge-local multigrid cycle does (see
+            # docs/synthesis.md); a composite that does not is solved by CG to the tolerance.
             _core.poisson_blend_edge_into(comp, out, region, x0, y0, threads=self.threads, tolerance=_BLEND_TOLERANCE)
         return out
 
 
-# The blend's stopping tolerance: a composite meets the photo along the mask's edge, so the
+# The blend's stopping tolerance where it iterates (on the GPU, and the CPU's fallback): the
 # solve starts from a close guess and one multigrid-preconditioned CG step usually does;
 # 3e-3 (rather than poisson_blend's default 1e-3) saves the second step in about a third
-# of the targets and leaves the result within 0.1 grey levels (mean; 3 at most) of the
-# converged solve (56 London targets; tests/test_synthesis_fast.py holds it to 0.25 and 3).
+# of the targets and leaves the result within 0.11 grey levels (mean; 8 at most) of the
+# converged solve (280 London and wild targets).
 _BLEND_TOLERANCE = 3e-3
 
 _BLOCK = 4  # side of the blocks the displacement extension works on (boxes of 64+ pixels)
