@@ -78,6 +78,22 @@ struct BlendImages {
     const std::uint8_t* mrow(int y) const { return mask + static_cast<std::size_t>(y) * static_cast<std::size_t>(W); }
 };
 
+// The images with their row strides (0: packed, 3 W).
+inline BlendImages blend_images(const std::uint8_t* source, const std::uint8_t* target, const std::uint8_t* mask,
+                                int H, int W, std::uint8_t* out, std::size_t target_stride, std::size_t out_stride) {
+    const std::size_t packed = 3 * static_cast<std::size_t>(W);
+    return BlendImages{source, target, mask, H, W, out, target_stride ? target_stride : packed,
+                       out_stride ? out_stride : packed};
+}
+
+// Threads for a blend of an H x W image (threads <= 0: all hardware threads). Threads only
+// pay off on large images; the pool is made up front (its workers start while the first
+// pass runs): copying the target and finding the mask's bounding box are row-parallel
+// passes over the whole image.
+inline int blend_threads(int H, int W, int threads) {
+    return static_cast<long>(H) * static_cast<long>(W) >= kMinPoolWork ? resolve_threads(threads) : 1;
+}
+
 // Where a blend works: the mask's bounding box grown by one pixel, clipped (its outer ring
 // is never an unknown: it is either unmasked or the image's outermost row/column), and
 // the eroded mask over it (0/1, bw x bh).
@@ -218,18 +234,11 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
                                 int threads = 0, float tolerance = kDefaultTolerance, std::size_t target_stride = 0,
                                 std::size_t out_stride = 0) {
     BlendStats st;
-    threads = resolve_threads(threads);
-    const std::size_t npix = static_cast<std::size_t>(H) * static_cast<std::size_t>(W);
-    if (npix == 0) return st;
-    // Threads only pay off on large images. The pool is made up front (its workers start
-    // while the first pass runs): copying the target and finding the mask's bounding box
-    // are row-parallel passes over the whole image.
-    RowPool pool(static_cast<long>(npix) >= kMinPoolWork ? threads : 1);
+    if (H <= 0 || W <= 0) return st;
+    RowPool pool(detail::blend_threads(H, W, threads));
+    const detail::BlendImages im = detail::blend_images(source, target, mask, H, W, out, target_stride, out_stride);
     auto bidx = [](int bw_, int x, int y) { return static_cast<std::size_t>(y) * bw_ + x; };
     auto iidx = [W](int x, int y) { return static_cast<std::size_t>(y) * W + x; };
-    const detail::BlendImages im{source, target, mask, H, W, out,
-                                 target_stride ? target_stride : 3 * static_cast<std::size_t>(W),
-                                 out_stride ? out_stride : 3 * static_cast<std::size_t>(W)};
     auto trow = [&](int y) { return im.trow(y); };
     auto orow = [&](int y) { return im.orow(y); };
 
@@ -364,13 +373,9 @@ inline BlendStats poisson_blend_edge(const std::uint8_t* source, const std::uint
                                      float tolerance = kDefaultTolerance, std::size_t target_stride = 0,
                                      std::size_t out_stride = 0) {
     BlendStats st;
-    threads = resolve_threads(threads);
-    const std::size_t npix = static_cast<std::size_t>(H) * static_cast<std::size_t>(W);
-    if (npix == 0) return st;
-    RowPool pool(static_cast<long>(npix) >= kMinPoolWork ? threads : 1);
-    const detail::BlendImages im{source, target, mask, H, W, out,
-                                 target_stride ? target_stride : 3 * static_cast<std::size_t>(W),
-                                 out_stride ? out_stride : 3 * static_cast<std::size_t>(W)};
+    if (H <= 0 || W <= 0) return st;
+    RowPool pool(detail::blend_threads(H, W, threads));
+    const detail::BlendImages im = detail::blend_images(source, target, mask, H, W, out, target_stride, out_stride);
     detail::BlendBox box;
     if (!detail::blend_box(im, pool, st, box)) return st;
     const int x0 = box.x0, y0 = box.y0, bw = box.bw, bh = box.bh;
