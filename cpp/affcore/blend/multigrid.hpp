@@ -493,22 +493,7 @@ public:
             smooth_pair(G, x_.data(), G.b.data(), 0, k == 0, k + 1 == sweeps_, false, act);
         prezeroed_ = false;
         restrict_residual(G, C, act);
-        vcycle(1, C.b.data(), C.u.data());
-        if (coarse_cycles > 1) {  // u += V(b - A u) on the coarse level
-            PxVec rc = take_px_ranges(C), uc = take_px_ranges(C);
-            for (int k = 1; k < coarse_cycles; ++k) {
-                residual(C, C.u.data(), C.b.data());
-                copy(C, C.r, rc);  // (the V-cycle's own residual goes to C.r)
-                vcycle(1, rc.data(), uc.data());
-                rows(C, [&](int, int lo, int hi, std::size_t base) {
-                    Px* ur = C.u.data() + base;
-                    const Px* dr = uc.data() + base;
-                    for (int i = lo; i <= hi; ++i) ur[i] += dr[i];
-                });
-            }
-            give_px(rc);
-            give_px(uc);
-        }
+        for (int k = 0; k < coarse_cycles; ++k) vcycle(1, C.b.data(), C.u.data(), false, nullptr, k > 0);
         prolong_add(C, G, x_.data(), act ? prolonged_.data() : nullptr);
         for (int k = 0; k < sweeps_; ++k) smooth_pair(G, x_.data(), G.b.data(), 1, false, false, false, act);
     }
@@ -956,14 +941,16 @@ private:
         return sum_rows(levels_.front());
     }
 
-    // u = V-cycle applied to b on level l (u's initial value is ignored); with `dot` also
+    // u = V-cycle applied to b on level l (u's initial value is ignored; with `from_u`, the
+    // cycle improves u as a solution of A u = b instead); with `dot` also
     // rowsum_ as for dot(b, u). With `act` (the tiles of level l within the pre-smoothing's
     // and the residual's reach of b's support), they skip the other tiles, and so does the
     // post-smoothing on level l (see guess_support(); the V-cycle is then not symmetric).
-    void vcycle(std::size_t l, const Px* b, Px* u, bool dot = false, const std::uint8_t* act = nullptr) {
+    void vcycle(std::size_t l, const Px* b, Px* u, bool dot = false, const std::uint8_t* act = nullptr,
+                bool from_u = false) {
         MgGrid& g = levels_[l];
         if (l + 1 == levels_.size()) {
-            smooth_half(g, u, b, 0, true);
+            smooth_half(g, u, b, 0, !from_u);
             for (int k = 0; k < kCoarsestSweeps; ++k) smooth_pair(g, u, b, 1, false);
             if (dot)  // a fine grid that is already the coarsest
                 for (int j = 1; j <= g.ny; ++j) dot_row(g, u, b, j);
@@ -971,7 +958,7 @@ private:
         }
         MgGrid& c = levels_[l + 1];
         // pre-smoothing (red, black) x sweeps_, then the residual
-        for (int k = 0; k < sweeps_; ++k) smooth_pair(g, u, b, 0, k == 0, k + 1 == sweeps_, false, act);
+        for (int k = 0; k < sweeps_; ++k) smooth_pair(g, u, b, 0, k == 0 && !from_u, k + 1 == sweeps_, false, act);
         restrict_residual(g, c, act);
         vcycle(l + 1, c.b.data(), c.u.data());
         prolong_add(c, g, u);
