@@ -446,18 +446,7 @@ public:
         has_support_ = false;
         // prolonged where the post-smoothing reads: the tiles and a one-pixel ring (one
         // tile to either side, one row above and below)
-        if (local_) {
-            const int nt = tiles(G);
-            prolonged_.assign(active_.size(), 0);
-            for (int j = 0; j < G.sh; ++j) {
-                std::uint8_t* o = prolonged_.data() + static_cast<std::size_t>(j) * nt;
-                for (int k = std::max(j - 1, 0); k <= std::min(j + 1, G.sh - 1); ++k) {
-                    const std::uint8_t* a = active_.data() + static_cast<std::size_t>(k) * nt;
-                    for (int t = 0; t < nt; ++t)
-                        o[t] |= a[t] | (t > 0 ? a[t - 1] : 0) | (t + 1 < nt ? a[t + 1] : 0);
-                }
-            }
-        }
+        if (local_) prolonged_ = grown_tiles(G, active_, 1);
         return local_;
     }
     // f(a, e) for each run [a, e] of a row's unknowns' range [lo, hi] that lies in `tiles`
@@ -502,22 +491,12 @@ public:
     // a tile to either side and `rows_out` rows up and down.
     void zero_tiles(const MgGrid& g, PxVec& v, const std::vector<std::uint8_t>& flags, int rows_out) const {
         const int nt = tiles(g);
-        std::vector<std::uint8_t> wide(flags.size(), 0);  // grown by a tile to either side
-        for (std::size_t j = 0; j < static_cast<std::size_t>(g.sh); ++j) {
-            const std::uint8_t* a = flags.data() + j * nt;
-            std::uint8_t* o = wide.data() + j * nt;
-            for (int t = 0; t < nt; ++t) o[t] = a[t] | (t > 0 ? a[t - 1] : 0) | (t + 1 < nt ? a[t + 1] : 0);
-        }
-        std::vector<std::uint8_t> any(static_cast<std::size_t>(nt));
+        const std::vector<std::uint8_t> any = grown_tiles(g, flags, rows_out);
         for (int j = 0; j < g.sh; ++j) {
-            std::fill(any.begin(), any.end(), 0);
-            for (int k = std::max(j - rows_out, 0); k <= std::min(j + rows_out, g.sh - 1); ++k) {
-                const std::uint8_t* a = wide.data() + static_cast<std::size_t>(k) * nt;
-                for (int t = 0; t < nt; ++t) any[t] |= a[t];
-            }
             Px* row = v.data() + g.at(0, j);
+            const std::uint8_t* a = any.data() + static_cast<std::size_t>(j) * nt;
             for (int t = 0; t < nt; ++t)
-                if (any[t]) std::fill(row + t * kTile, row + std::min(g.sw, (t + 1) * kTile), Px::Zero());
+                if (a[t]) std::fill(row + t * kTile, row + std::min(g.sw, (t + 1) * kTile), Px::Zero());
         }
     }
 
@@ -619,27 +598,30 @@ private:
     // side (a tile is wider than that). Null when more than half the tiles would be active
     // (skipping then saves little).
     const std::uint8_t* active_tiles(const MgGrid& g) {
-        const int nt = tiles(g), reach = 2 * sweeps_ + 2;
-        const std::size_t rows_n = static_cast<std::size_t>(g.sh);
-        std::vector<std::uint8_t> wide(support_.size(), 0);
-        for (std::size_t j = 0; j < rows_n; ++j) {
-            const std::uint8_t* a = support_.data() + j * nt;
+        active_ = grown_tiles(g, support_, 2 * sweeps_ + 2);
+        std::size_t count = 0;
+        for (std::uint8_t a : active_) count += a;
+        return 2 * count < active_.size() ? active_.data() : nullptr;
+    }
+
+    // Tile flags of grid g (sh x tiles(g)) grown by a tile to either side and `rows` rows
+    // up and down.
+    static std::vector<std::uint8_t> grown_tiles(const MgGrid& g, const std::vector<std::uint8_t>& flags, int rows) {
+        const int nt = tiles(g);
+        std::vector<std::uint8_t> wide(flags.size(), 0), out(flags.size(), 0);
+        for (std::size_t j = 0; j < static_cast<std::size_t>(g.sh); ++j) {
+            const std::uint8_t* a = flags.data() + j * nt;
             std::uint8_t* o = wide.data() + j * nt;
             for (int t = 0; t < nt; ++t) o[t] = a[t] | (t > 0 ? a[t - 1] : 0) | (t + 1 < nt ? a[t + 1] : 0);
         }
-        active_.assign(support_.size(), 0);
-        std::size_t count = 0;
-        for (std::size_t j = 0; j < rows_n; ++j) {
-            std::uint8_t* o = active_.data() + j * nt;
-            const std::size_t j0 = j >= static_cast<std::size_t>(reach) ? j - reach : 0;
-            const std::size_t j1 = std::min(rows_n - 1, j + reach);
-            for (std::size_t k = j0; k <= j1; ++k) {
-                const std::uint8_t* a = wide.data() + k * nt;
+        for (int j = 0; j < g.sh; ++j) {
+            std::uint8_t* o = out.data() + static_cast<std::size_t>(j) * nt;
+            for (int k = std::max(j - rows, 0); k <= std::min(j + rows, g.sh - 1); ++k) {
+                const std::uint8_t* a = wide.data() + static_cast<std::size_t>(k) * nt;
                 for (int t = 0; t < nt; ++t) o[t] |= a[t];
             }
-            for (int t = 0; t < nt; ++t) count += o[t];
         }
-        return 2 * count < active_.size() ? active_.data() : nullptr;
+        return out;
     }
 
     void copy(const MgGrid& g, const PxVec& a, PxVec& b) {

@@ -94,6 +94,19 @@ inline int blend_threads(int H, int W, int threads) {
     return static_cast<long>(H) * static_cast<long>(W) >= kMinPoolWork ? resolve_threads(threads) : 1;
 }
 
+// Flags the tiles (MaskedPoissonPcg::kTile columns) of one box row of width bw where the
+// mask (nonzero = in) and the eroded mask (0/1) differ: where the residual of the guess
+// "source on the eroded mask" may be nonzero (see MaskedPoissonPcg::guess_support()).
+inline void mark_support_row(const std::uint8_t* mask_row, const std::uint8_t* eroded_row, int bw, std::uint8_t* sup) {
+    for (int t = 0; t * MaskedPoissonPcg::kTile < bw; ++t) {
+        const int xe = std::min(bw, (t + 1) * MaskedPoissonPcg::kTile);
+        std::uint8_t differ = 0;
+        for (int x = t * MaskedPoissonPcg::kTile; x < xe; ++x)
+            differ |= static_cast<std::uint8_t>(mask_row[x] != 0) ^ eroded_row[x];
+        sup[t] = differ;
+    }
+}
+
 // Where a blend works: the mask's bounding box grown by one pixel, clipped (its outer ring
 // is never an unknown: it is either unmasked or the image's outermost row/column), and
 // the eroded mask over it (0/1, bw x bh).
@@ -297,13 +310,7 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
             const std::uint8_t* er = me.data() + bidx(bw, 0, y);
             const Px* Er = E.data() + bidx(bw, 0, y);
             f[0] = xr[0] = Px::Zero();
-            std::uint8_t* sup = support.data() + static_cast<std::size_t>(y) * static_cast<std::size_t>(tiles);
-            for (int t = 0; t * MaskedPoissonPcg::kTile < bw; ++t) {
-                const int xe = std::min(bw, (t + 1) * MaskedPoissonPcg::kTile);
-                std::uint8_t differ = 0;
-                for (int x = t * MaskedPoissonPcg::kTile; x < xe; ++x) differ |= static_cast<std::uint8_t>(mr[x] != 0) ^ er[x];
-                sup[t] = differ;
-            }
+            detail::mark_support_row(mr, er, bw, support.data() + static_cast<std::size_t>(y) * static_cast<std::size_t>(tiles));
             for (int x = 1; x + 1 < bw; ++x) {
                 const float m = mr[x] != 0 ? 1.0f : 0.0f;
                 const Px ep = Er[x];
@@ -403,13 +410,11 @@ inline BlendStats poisson_blend_edge(const std::uint8_t* source, const std::uint
             float* w = G.w.data() + G.at(0, y);
             for (int x = 1; x + 1 < bw; ++x) w[x] = mr[x] != 0 ? 1.0f : 0.0f;
             std::uint8_t* sup = support.data() + static_cast<std::size_t>(y) * static_cast<std::size_t>(tiles);
+            detail::mark_support_row(mr, er, bw, sup);
             long diff = 0, px = 0;
             for (int t = 0; t * MaskedPoissonPcg::kTile < bw; ++t) {
+                if (!sup[t]) continue;
                 const int xe = std::min(bw, (t + 1) * MaskedPoissonPcg::kTile);
-                std::uint8_t differ = 0;
-                for (int x = t * MaskedPoissonPcg::kTile; x < xe; ++x) differ |= static_cast<std::uint8_t>(mr[x] != 0) ^ er[x];
-                sup[t] = differ;
-                if (!differ) continue;
                 for (int x = std::max(t * MaskedPoissonPcg::kTile, 1); x < std::min(xe, bw - 1); ++x) {
                     if (!mr[x] || er[x]) continue;
                     px += 1;
