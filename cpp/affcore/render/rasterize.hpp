@@ -27,6 +27,15 @@
 #include "affcore/render/parallel.hpp"
 #include "affcore/render/raster_core.hpp"
 
+// The pixel loop has an AVX-512 version (draw_rows_avx512) where the compiler targets it
+// (-march=native on such a CPU); both give the same bytes.
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512VL__) && defined(__BMI2__)
+#include <immintrin.h>
+#define AFFCORE_RASTER_AVX512 1
+#else
+#define AFFCORE_RASTER_AVX512 0
+#endif
+
 namespace affcore::render {
 
 // Where rasterize() writes. All three buffers hold height*width pixels, row-major;
@@ -48,6 +57,110 @@ struct RasterOptions {
 
 namespace detail {
 
+#if AFFCORE_RASTER_AVX512
+// A lane mask with the lowest min(n, lanes) bits set (n >= 1).
+template <typename Mask>
+inline Mask lanes_up_to(std::int64_t n) {
+    constexpr int lanes = 8 * static_cast<int>(sizeof(Mask));
+    return n >= lanes ? static_cast<Mask>(~Mask{0}) : static_cast<Mask>((1u << n) - 1u);
+}
+#endif
+
+// True when some pixel of rows [ya, yb] x columns [t.x0, t.x1] holds a depth > zmin.
+inline bool any_farther(const RasterTarget& out, const TriangleSetup& t, std::int64_t ya, std::int64_t yb,
+                        float zmin) {
+    for (std::int64_t y = ya; y <= yb; ++y) {
+        const float* d = out.depth + static_cast<std::size_t>(y) * static_cast<std::size_t>(out.width);
+        std::int64_t x = t.x0;
+#if AFFCORE_RASTER_AVX512
+        const __m512 zv = _mm512_set1_ps(zmin);
+        for (; x <= t.x1; x += 16) {
+            const __mmask16 in = lanes_up_to<__mmask16>(t.x1 - x + 1);
+            if (_mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, d + x), zv, _CMP_GT_OQ)) return true;
+        }
+#endif
+        bool farther = false;
+        for (; x <= t.x1; ++x) farther |= d[x] > zmin;
+        if (farther) return true;
+    }
+    return false;
+}
+
+#if AFFCORE_RASTER_AVX512
+// draw_rows' pixel loop eight pixels at a time, without a branch per pixel: small
+// triangles (most of a face mesh's cover a few pixels per row) made the scalar loop's
+// coverage and depth branches mispredict at every span end. The arithmetic is
+// raster_core.hpp's, lane by lane: the same integer edge values, the same correctly rounded
+// double operations in the same order (no FMA: these translation units are built with
+// -ffp-contract=off, and intrinsics are not fused without contraction), the same
+// conversions; so depth, ids and barycentrics are bit-identical to the scalar loop.
+inline void draw_rows_avx512(const TriangleSetup& t, const PixelConstants& c, std::int32_t id, const float* w,
+                             std::int64_t ya, std::int64_t yb, const RasterTarget& out) {
+    const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i lane_step[3], bias[3];
+    std::int64_t step8[3];
+    for (int k = 0; k < 3; ++k) {
+        const std::int64_t step = t.edge[k].A * kSubpixel;
+        lane_step[k] = _mm512_mullo_epi64(lane, _mm512_set1_epi64(step));
+        bias[k] = _mm512_set1_epi64(t.edge[k].bias);
+        step8[k] = 8 * step;
+    }
+    const __m512d inv_area = _mm512_set1_pd(c.inv_area), z0 = _mm512_set1_pd(c.z0), dz1 = _mm512_set1_pd(c.dz1),
+                  dz2 = _mm512_set1_pd(c.dz2);
+    __m512d rw[3];
+    if (w)
+        for (int k = 0; k < 3; ++k) rw[k] = _mm512_set1_pd(static_cast<double>(w[k]));
+    const __m256i idv = _mm256_set1_epi32(id);
+    // barycentric pairs of pixels 0-3 and 4-7 of a chunk: (b1, b2) interleaved
+    const __m256i lo_pairs = _mm256_set_epi32(11, 3, 10, 2, 9, 1, 8, 0);
+    const __m256i hi_pairs = _mm256_set_epi32(15, 7, 14, 6, 13, 5, 12, 4);
+    for (std::int64_t y = ya; y <= yb; ++y) {
+        std::int64_t e[3];
+        for (int k = 0; k < 3; ++k) e[k] = edge_value(t.edge[k], t.x0, y);
+        const std::size_t row = static_cast<std::size_t>(y) * static_cast<std::size_t>(out.width);
+        for (std::int64_t x = t.x0; x <= t.x1; x += 8) {
+            const __m512i e0 = _mm512_add_epi64(_mm512_set1_epi64(e[0]), lane_step[0]);
+            const __m512i e1 = _mm512_add_epi64(_mm512_set1_epi64(e[1]), lane_step[1]);
+            const __m512i e2 = _mm512_add_epi64(_mm512_set1_epi64(e[2]), lane_step[2]);
+            for (int k = 0; k < 3; ++k) e[k] += step8[k];
+            const __mmask8 covered = _mm512_mask_cmpge_epi64_mask(
+                lanes_up_to<__mmask8>(t.x1 - x + 1), _mm512_or_si512(_mm512_or_si512(e0, e1), e2), zero);
+            if (!covered) continue;
+            const std::size_t i = row + static_cast<std::size_t>(x);
+            const __m512d b1 = _mm512_mul_pd(_mm512_cvtepi64_pd(_mm512_add_epi64(e1, bias[1])), inv_area);
+            const __m512d b2 = _mm512_mul_pd(_mm512_cvtepi64_pd(_mm512_add_epi64(e2, bias[2])), inv_area);
+            const __m256 d = _mm512_cvtpd_ps(
+                _mm512_add_pd(_mm512_add_pd(z0, _mm512_mul_pd(b1, dz1)), _mm512_mul_pd(b2, dz2)));
+            const __mmask8 nearer =
+                _mm256_mask_cmp_ps_mask(covered, d, _mm256_maskz_loadu_ps(covered, out.depth + i), _CMP_LT_OQ);
+            if (!nearer) continue;
+            _mm256_mask_storeu_ps(out.depth + i, nearer, d);
+            _mm256_mask_storeu_epi32(out.triangle_id + i, nearer, idv);
+            __m256 o1, o2;
+            if (w) {
+                const __m512d b0 = _mm512_mul_pd(_mm512_cvtepi64_pd(_mm512_add_epi64(e0, bias[0])), inv_area);
+                const __m512d q0 = _mm512_div_pd(b0, rw[0]), q1 = _mm512_div_pd(b1, rw[1]),
+                              q2 = _mm512_div_pd(b2, rw[2]);
+                const __m512d sum = _mm512_add_pd(_mm512_add_pd(q0, q1), q2);
+                o1 = _mm512_cvtpd_ps(_mm512_div_pd(q1, sum));
+                o2 = _mm512_cvtpd_ps(_mm512_div_pd(q2, sum));
+            } else {
+                o1 = _mm512_cvtpd_ps(b1);
+                o2 = _mm512_cvtpd_ps(b2);
+            }
+            const __m512 pairs = _mm512_castps256_ps512(o1);
+            const __m512 both = _mm512_insertf32x8(pairs, o2, 1);
+            // pixel p's pair goes to floats 2p, 2p+1: each mask bit doubled
+            const unsigned m = nearer, m2 = static_cast<unsigned>(_pdep_u32(m, 0x5555u) * 3u);
+            float* bary = out.barycentrics + 2 * i;
+            _mm256_mask_storeu_ps(bary, static_cast<__mmask8>(m2 & 0xFFu), _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(lo_pairs), both)));
+            _mm256_mask_storeu_ps(bary + 8, static_cast<__mmask8>(m2 >> 8), _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(hi_pairs), both)));
+        }
+    }
+}
+#endif
+
 // Draws the rows [row_begin, row_end) of one triangle. Every pixel is touched by one band
 // only and triangles arrive in index order, so a strict depth test makes the lowest index
 // win ties whatever the banding or thread count.
@@ -59,14 +172,12 @@ inline void draw_rows(const TriangleSetup& t, std::int32_t id, const float* z, c
     // combination, rounded to the nearest float), so when every pixel of the bounding box
     // already holds a depth <= that, the strict depth test below would fail everywhere.
     const float zmin = std::min(z[0], std::min(z[1], z[2]));
-    bool may_show = false;
-    for (std::int64_t y = ya; y <= yb && !may_show; ++y) {
-        const float* d = out.depth + static_cast<std::size_t>(y) * static_cast<std::size_t>(out.width);
-        for (std::int64_t x = t.x0; x <= t.x1; ++x) may_show |= d[x] > zmin;
-    }
-    if (!may_show) return;
+    if (!any_farther(out, t, ya, yb, zmin)) return;
     // The per-pixel arithmetic is raster_core.hpp's, shared with the GPU rasterizer.
     const PixelConstants c = pixel_constants(t, z);
+#if AFFCORE_RASTER_AVX512
+    draw_rows_avx512(t, c, id, w, ya, yb, out);
+#else
     const std::int64_t step0 = t.edge[0].A * kSubpixel, step1 = t.edge[1].A * kSubpixel,
                        step2 = t.edge[2].A * kSubpixel;
     for (std::int64_t y = ya; y <= yb; ++y) {
@@ -85,6 +196,7 @@ inline void draw_rows(const TriangleSetup& t, std::int32_t id, const float* z, c
             pixel_barycentrics(t, c, e0, e1, e2, w, out.barycentrics[2 * i], out.barycentrics[2 * i + 1]);
         }
     }
+#endif
 }
 
 }  // namespace detail
