@@ -31,6 +31,14 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+// transfer_face's pixel loop has an AVX-512 version where the compiler targets it
+// (-march=native on such a CPU); both give the same bytes.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VBMI__) &&     defined(__BMI2__) && defined(__FMA__)
+#include <immintrin.h>
+#define AFFCORE_TRANSFER_AVX512 1
+#else
+#define AFFCORE_TRANSFER_AVX512 0
+#endif
 
 #include "affcore/render/parallel.hpp"
 
@@ -44,6 +52,27 @@ struct Photo {
     const std::uint8_t* rgb = nullptr;  // height x width x 3
     int height = 0, width = 0;
 };
+
+// a + f (b - a), and the barycentric combination b0 v0 + b1 v1 + b2 v2, with their fused
+// multiply-adds spelled out: the scalar and the vector (AVX-512) pixel loops below must
+// round alike, and the compiler's own contraction of a*b+c is not promised to be the same
+// in both.
+inline float lerp(float a, float b, float f) { return std::fma(f, b - a, a); }
+inline float combine(float b0, float b1, float b2, float v0, float v1, float v2) {
+    return std::fma(b2, v2, std::fma(b1, v1, b0 * v0));
+}
+#if defined(__SSE2__)
+inline __m128 lerp(__m128 a, __m128 b, __m128 f) {
+#if defined(__FMA__)
+    return _mm_fmadd_ps(f, _mm_sub_ps(b, a), a);
+#else
+    float fa[4], fb[4], ff[4];
+    _mm_storeu_ps(fa, a), _mm_storeu_ps(fb, b), _mm_storeu_ps(ff, f);
+    for (int k = 0; k < 4; ++k) fa[k] = lerp(fa[k], fb[k], ff[k]);
+    return _mm_loadu_ps(fa);
+#endif
+}
+#endif
 
 // Bilinear lookup with edge clamping, exactly as render::sample_bilinear (uint8, 3 channels).
 inline void sample_rgb(const Photo& im, float x, float y, float out[3]) {
@@ -74,18 +103,17 @@ inline void sample_rgb(const Photo& im, float x, float y, float out[3]) {
         };
         const __m128 a = load(r0 + c0), b = load(r0 + c1), c = load(r1 + c0), d = load(r1 + c1);
         const __m128 wx = _mm_set1_ps(fx), wy = _mm_set1_ps(fy);
-        const __m128 top = _mm_add_ps(a, _mm_mul_ps(wx, _mm_sub_ps(b, a)));
-        const __m128 bot = _mm_add_ps(c, _mm_mul_ps(wx, _mm_sub_ps(d, c)));
+        const __m128 top = lerp(a, b, wx), bot = lerp(c, d, wx);
         float v[4];
-        _mm_storeu_ps(v, _mm_add_ps(top, _mm_mul_ps(wy, _mm_sub_ps(bot, top))));
+        _mm_storeu_ps(v, lerp(top, bot, wy));
         out[0] = v[0], out[1] = v[1], out[2] = v[2];
         return;
     }
 #endif
     for (int c = 0; c < 3; ++c) {
-        const float top = static_cast<float>(r0[c0 + c]) + fx * (static_cast<float>(r0[c1 + c]) - static_cast<float>(r0[c0 + c]));
-        const float bot = static_cast<float>(r1[c0 + c]) + fx * (static_cast<float>(r1[c1 + c]) - static_cast<float>(r1[c0 + c]));
-        out[c] = top + fy * (bot - top);
+        const float top = lerp(static_cast<float>(r0[c0 + c]), static_cast<float>(r0[c1 + c]), fx);
+        const float bot = lerp(static_cast<float>(r1[c0 + c]), static_cast<float>(r1[c1 + c]), fx);
+        out[c] = lerp(top, bot, fy);
     }
 }
 
@@ -164,22 +192,272 @@ inline void part_vertex_normals(const FaceInputs& in, std::vector<float>& normal
     }
 }
 
+// Colour of the covered pixel i (triangle t, barycentrics b, the surface point's photo
+// position sx, sy and depth sz): the photo's colour there where the photo showed that
+// point, else its part's shaded material. `normals()` gives the part vertex normals.
+template <typename Normals>
+inline void face_pixel_colour(const FaceInputs& in, std::size_t i, std::int32_t t, float b0, float b1, float b2,
+                              float sx, float sy, float sz, Normals&& normals, float colour[3]) {
+    const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
+    const int p = in.part[t];
+    bool synthetic = false;
+    if (p != kSkin) {
+        // visibility in the photo: nearest pixel centre of its depth buffer
+        const long ix = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sx)) - in.src_x0, 0), in.src_w - 1);
+        const long iy = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sy)) - in.src_y0, 0), in.src_h - 1);
+        const float front = in.src_depth[static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.src_w) + static_cast<std::size_t>(ix)];
+        synthetic = !(sz <= front + in.depth_slack);
+    }
+    if (!synthetic) {
+        sample_rgb(in.photo, sx, sy, colour);
+        if (p == kSkin && in.skin_shade) {
+            const float k = combine(b0, b1, b2, in.skin_shade[tri[0]], in.skin_shade[tri[1]], in.skin_shade[tri[2]]);
+            for (int c = 0; c < 3; ++c) colour[c] *= k;
+        }
+        return;
+    }
+    const float* nv = normals();
+    const float* n0 = nv + 3 * static_cast<std::size_t>(tri[0]);
+    const float* n1 = nv + 3 * static_cast<std::size_t>(tri[1]);
+    const float* n2 = nv + 3 * static_cast<std::size_t>(tri[2]);
+    float n[3];
+    for (int c = 0; c < 3; ++c) n[c] = b0 * n0[c] + b1 * n1[c] + b2 * n2[c];
+    const float len = std::max(std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), 1e-6f);
+    const float lambert = std::min(std::max(n[2] / len, 0.0f), 1.0f);
+    float shade = 0.8f;  // uncovered eyeball: in the lid's shadow
+    if (p == kSocket || p == kGums || p == kTeeth) {
+        const float cavity = std::exp(-std::max(in.depth[i] - in.lip_depth, 0.0f) / in.cavity_scale);
+        shade = (0.3f + 0.7f * lambert) * (0.1f + 0.9f * cavity);
+    }
+    const float* lit = in.lit + 3 * p;
+    for (int c = 0; c < 3; ++c) colour[c] = lit[c] * shade;
+}
+
+// The photo position (sx, sy) and depth sz of the surface point under a covered pixel.
+inline void surface_point(const FaceInputs& in, std::int32_t t, float b0, float b1, float b2, float& sx, float& sy,
+                          float& sz) {
+    const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
+    const float* a0 = in.source_screen + 3 * static_cast<std::size_t>(tri[0]);
+    const float* a1 = in.source_screen + 3 * static_cast<std::size_t>(tri[1]);
+    const float* a2 = in.source_screen + 3 * static_cast<std::size_t>(tri[2]);
+    sx = combine(b0, b1, b2, a0[0], a1[0], a2[0]);
+    sy = combine(b0, b1, b2, a0[1], a1[1], a2[1]);
+    sz = combine(b0, b1, b2, a0[2], a1[2], a2[2]);
+}
+
+// Sums of the covered pixels' displacements (photo position - pixel) and counts over
+// blocks of f columns of one row group, in column order within each row.
+struct BlockSums {
+    float* acc = nullptr;  // dx, dy, count per block
+    int f = 1, bw = 0;     // block side; blocks per row (the last partial block is left out)
+    bool whole = false;    // the row group holds f rows (a partial group is left out)
+    float fx0 = 0.0f, fy0 = 0.0f, frow = 0.0f;  // box origin; row in the box
+
+    void add(int col, float sx, float sy) const {
+        const int block = col / f;
+        if (whole && block < bw) {
+            float* a = acc + 3 * static_cast<std::size_t>(block);
+            a[0] += (sx - fx0) - static_cast<float>(col);
+            a[1] += (sy - fy0) - frow;
+            a[2] += 1.0f;
+        }
+    }
+};
+
+#if AFFCORE_TRANSFER_AVX512
+// transfer_face_row's pixel loop sixteen pixels at a time: vertex indices, source positions
+// and the photo's four bilinear taps gathered, the colour computed and stored for the lanes
+// whose surface point is skin that lies inside the photo; the other covered lanes (eyes,
+// mouth, a NaN position, the photo's last column) take the scalar face_pixel_colour. The
+// arithmetic is the scalar loop's, operation by operation (combine, lerp, to_u8), so the
+// bytes are the same. Returns the row's width: it handles the whole row.
+template <typename Normals>
+inline int transfer_face_row_avx512(const FaceInputs& in, const FaceOutputs& out, std::size_t row,
+                                    const BlockSums& sums, Normals&& normals) {
+    const int W = in.box_w;
+    const std::size_t base = row * static_cast<std::size_t>(W);
+    const Photo& im = in.photo;
+    const std::size_t stride = static_cast<std::size_t>(im.width) * 3;
+    // byte offsets into the photo are 32-bit lanes
+    const bool small_photo = stride * static_cast<std::size_t>(im.height) < (std::size_t{1} << 31);
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    // byte j of 48 (pixel j / 3, channel j % 3) from byte 4 (j / 3) + j % 3 of the packed lanes
+    alignas(64) static constexpr std::uint8_t pack_rgb[64] = {
+        0,  1,  2,  4,  5,  6,  8,  9,  10, 12, 13, 14, 16, 17, 18, 20, 21, 22, 24, 25, 26, 28,
+        29, 30, 32, 33, 34, 36, 37, 38, 40, 41, 42, 44, 45, 46, 48, 49, 50, 52, 53, 54, 56, 57,
+        58, 60, 61, 62, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0};
+    const __m512i pack = _mm512_load_si512(pack_rgb);
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    const __m512 lane_f = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512 xmax = _mm512_set1_ps(static_cast<float>(im.width - 1)),
+                 ymax = _mm512_set1_ps(static_cast<float>(im.height - 1));
+    const __m512i last_x = _mm512_set1_epi32(im.width - 1), last_y = _mm512_set1_epi32(im.height - 1);
+    const __m512i istride = _mm512_set1_epi32(static_cast<int>(stride)), three = _mm512_set1_epi32(3);
+    const __m512i byte = _mm512_set1_epi32(0xFF);
+    const __m512 half = _mm512_set1_ps(0.5f), top_u8 = _mm512_set1_ps(255.0f);
+    const int* tris = reinterpret_cast<const int*>(in.triangles);
+    alignas(64) float sx_l[16], sy_l[16], sz_l[16], b1_l[16], b2_l[16];
+    alignas(64) std::int32_t t_l[16];
+    for (int col = 0; col < W; col += 16) {
+        const __mmask16 tail = W - col >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (W - col)) - 1u);
+        const std::size_t i = base + static_cast<std::size_t>(col);
+        const __m512i t = _mm512_maskz_loadu_epi32(tail, in.triangle_id + i);
+        const __mmask16 covered = _mm512_mask_cmpge_epi32_mask(tail, t, _mm512_setzero_si512());
+        if (!covered) continue;
+        // barycentric pairs of 16 pixels: 32 floats, split into b1 and b2
+        const unsigned pair_bits = static_cast<unsigned>(_pdep_u32(tail, 0x55555555u) * 3u);
+        const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(pair_bits), in.barycentrics + 2 * i);
+        const __m512 hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(pair_bits >> 16), in.barycentrics + 2 * i + 16);
+        const __m512 b1 = _mm512_permutex2var_ps(lo, even, hi), b2 = _mm512_permutex2var_ps(lo, odd, hi);
+        const __m512 b0 = _mm512_sub_ps(_mm512_sub_ps(one, b1), b2);
+        const __m512i t3 = _mm512_mullo_epi32(t, three);
+        __m512i vertex[3], v3[3];
+        for (int k = 0; k < 3; ++k) {
+            vertex[k] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), covered,
+                                                    _mm512_add_epi32(t3, _mm512_set1_epi32(k)), tris, 4);
+            v3[k] = _mm512_mullo_epi32(vertex[k], three);
+        }
+        __m512 pos[3];  // sx, sy, sz
+        for (int c = 0; c < 3; ++c) {
+            const __m512i cc = _mm512_set1_epi32(c);
+            __m512 a[3];
+            for (int k = 0; k < 3; ++k)
+                a[k] = _mm512_mask_i32gather_ps(zero, covered, _mm512_add_epi32(v3[k], cc), in.source_screen, 4);
+            pos[c] = _mm512_fmadd_ps(b2, a[2], _mm512_fmadd_ps(b1, a[1], _mm512_mul_ps(b0, a[0])));
+        }
+        _mm512_store_ps(sx_l, pos[0]);
+        _mm512_store_ps(sy_l, pos[1]);
+        _mm512_store_ps(sz_l, pos[2]);
+        _mm512_store_ps(b1_l, b1);
+        _mm512_store_ps(b2_l, b2);
+        _mm512_store_si512(t_l, t);
+        // lanes the vector colour covers: skin, finite position, not the photo's last column
+        __mmask16 skin = 0;
+        for (unsigned m = covered; m; m &= m - 1) {
+            const int l = __builtin_ctz(m);
+            skin |= static_cast<__mmask16>((in.part[t_l[l]] == kSkin) << l);
+        }
+        const __mmask16 finite = _mm512_cmp_ps_mask(pos[0], pos[1], _CMP_ORD_Q);
+        const __m512 x = _mm512_min_ps(_mm512_max_ps(pos[0], zero), xmax);
+        const __m512 y = _mm512_min_ps(_mm512_max_ps(pos[1], zero), ymax);
+        const __m512i x0 = _mm512_cvttps_epi32(x), y0 = _mm512_cvttps_epi32(y);
+        const __m512i x1 = _mm512_min_epi32(_mm512_add_epi32(x0, _mm512_set1_epi32(1)), last_x);
+        const __m512i y1 = _mm512_min_epi32(_mm512_add_epi32(y0, _mm512_set1_epi32(1)), last_y);
+        const __mmask16 inner = _mm512_cmplt_epi32_mask(x1, last_x);  // a fourth byte follows each tap
+        const __mmask16 simple = small_photo ? static_cast<__mmask16>(covered & skin & finite & inner) : __mmask16(0);
+        if (simple) {
+            const __m512 fx = _mm512_sub_ps(x, _mm512_cvtepi32_ps(x0)), fy = _mm512_sub_ps(y, _mm512_cvtepi32_ps(y0));
+            const __m512i r0 = _mm512_mullo_epi32(y0, istride), r1 = _mm512_mullo_epi32(y1, istride);
+            const __m512i c0 = _mm512_mullo_epi32(x0, three), c1 = _mm512_mullo_epi32(x1, three);
+            const __m512i zi = _mm512_setzero_si512();
+            const __m512i g00 = _mm512_mask_i32gather_epi32(zi, simple, _mm512_add_epi32(r0, c0), im.rgb, 1);
+            const __m512i g01 = _mm512_mask_i32gather_epi32(zi, simple, _mm512_add_epi32(r0, c1), im.rgb, 1);
+            const __m512i g10 = _mm512_mask_i32gather_epi32(zi, simple, _mm512_add_epi32(r1, c0), im.rgb, 1);
+            const __m512i g11 = _mm512_mask_i32gather_epi32(zi, simple, _mm512_add_epi32(r1, c1), im.rgb, 1);
+            __m512 shade = one;
+            if (in.skin_shade) {
+                __m512 k[3];
+                for (int v = 0; v < 3; ++v) k[v] = _mm512_mask_i32gather_ps(zero, simple, vertex[v], in.skin_shade, 4);
+                shade = _mm512_fmadd_ps(b2, k[2], _mm512_fmadd_ps(b1, k[1], _mm512_mul_ps(b0, k[0])));
+            }
+            __m512i packed = _mm512_setzero_si512();
+            for (int c = 0; c < 3; ++c) {
+                auto channel = [&](__m512i g) {
+                    return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(g, 8 * c), byte));
+                };
+                const __m512 top = _mm512_fmadd_ps(fx, _mm512_sub_ps(channel(g01), channel(g00)), channel(g00));
+                const __m512 bot = _mm512_fmadd_ps(fx, _mm512_sub_ps(channel(g11), channel(g10)), channel(g10));
+                __m512 v = _mm512_fmadd_ps(fy, _mm512_sub_ps(bot, top), top);
+                if (in.skin_shade) v = _mm512_mul_ps(v, shade);
+                v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, half), zero), top_u8);
+                packed = _mm512_or_si512(packed, _mm512_slli_epi32(_mm512_cvttps_epi32(v), 8 * c));
+            }
+            const __mmask64 bytes = _pdep_u64(simple, 0x0000249249249249ull) * 7u;
+            _mm512_mask_storeu_epi8(out.composite + 3 * i, bytes, _mm512_permutexvar_epi8(pack, packed));
+        }
+        if (sums.whole) {
+            // each block's run of lanes summed in a register, in column order; an
+            // uncovered lane adds +0, which leaves any sum but -0 unchanged (a sum that
+            // starts at +0 is never -0)
+            const __m512 dx = _mm512_maskz_sub_ps(covered, _mm512_sub_ps(pos[0], _mm512_set1_ps(sums.fx0)),
+                                                  _mm512_add_ps(_mm512_set1_ps(static_cast<float>(col)), lane_f));
+            const __m512 dy = _mm512_maskz_sub_ps(covered, _mm512_sub_ps(pos[1], _mm512_set1_ps(sums.fy0)),
+                                                  _mm512_set1_ps(sums.frow));
+            alignas(64) float dx_l[16], dy_l[16];
+            _mm512_store_ps(dx_l, dx);
+            _mm512_store_ps(dy_l, dy);
+            for (int l = 0; l < 16 && col + l < W;) {
+                const int block = (col + l) / sums.f;
+                if (block >= sums.bw) break;
+                const int run_end = std::min((block + 1) * sums.f - col, 16);
+                float* a = sums.acc + 3 * static_cast<std::size_t>(block);
+                float ax = a[0], ay = a[1], n = a[2];
+                for (; l < run_end; ++l) {
+                    ax += dx_l[l];
+                    ay += dy_l[l];
+                    n += static_cast<float>(covered >> l & 1);
+                }
+                a[0] = ax, a[1] = ay, a[2] = n;
+            }
+        }
+        for (unsigned m = covered & ~simple; m; m &= m - 1) {
+            const int l = __builtin_ctz(m);
+            const float b1s = b1_l[l], b2s = b2_l[l];
+            float colour[3];
+            face_pixel_colour(in, i + l, t_l[l], 1.0f - b1s - b2s, b1s, b2s, sx_l[l], sy_l[l], sz_l[l], normals, colour);
+            std::uint8_t* o = out.composite + 3 * (i + l);
+            for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
+        }
+    }
+    return W;
+}
+#endif
+
+// One row of the box: the composite at its covered pixels, and each covered pixel's
+// displacement added to `acc` (dx, dy, count per block of f columns; blocks < bw only,
+// when `whole`), in column order.
+template <typename Normals>
+inline void transfer_face_row(const FaceInputs& in, const FaceOutputs& out, std::size_t row, int f, int bw,
+                              bool whole, float* acc, Normals&& normals) {
+    const int W = in.box_w;
+    const std::size_t base = row * static_cast<std::size_t>(W);
+    const BlockSums sums{acc, f, bw, whole, static_cast<float>(in.box_x0), static_cast<float>(in.box_y0),
+                         static_cast<float>(row)};
+    int col = 0;
+#if AFFCORE_TRANSFER_AVX512
+    col = transfer_face_row_avx512(in, out, row, sums, normals);
+#endif
+    for (; col < W; ++col) {
+        const std::size_t i = base + static_cast<std::size_t>(col);
+        const std::int32_t t = in.triangle_id[i];
+        if (t < 0) continue;
+        const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1], b0 = 1.0f - b1 - b2;
+        float sx, sy, sz, colour[3];
+        surface_point(in, t, b0, b1, b2, sx, sy, sz);
+        sums.add(col, sx, sy);
+        face_pixel_colour(in, i, t, b0, b1, b2, sx, sy, sz, normals, colour);
+        std::uint8_t* o = out.composite + 3 * i;
+        for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
+    }
+}
+
 inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
     // Normals are needed only to shade surface the photo never showed; most targets have
     // none (closed mouth, eyes as in the photo), so they are computed at the first such
     // pixel, once for all workers.
     std::vector<float> normals;
     std::once_flag normals_once;
-    auto normals_ready = [&] {
+    auto normals_ready = [&]() -> const float* {
         std::call_once(normals_once, [&] {
             if (in.num_normal_triangles > 0) part_vertex_normals(in, normals);
             else normals.assign(in.num_vertices * 3, 0.0f);
         });
+        return normals.data();
     };
     const int W = in.box_w, f = std::max(out.reduce, 1);
     const int bh = in.box_h / f, bw = W / f;
     const float inv_area = 1.0f / static_cast<float>(f * f);
-    const float fx0 = static_cast<float>(in.box_x0), fy0 = static_cast<float>(in.box_y0);
     // Rows go to workers in whole blocks, so that each block's sums (in row-major pixel
     // order) are one worker's: the result does not depend on the thread count.
     const std::size_t groups = static_cast<std::size_t>((in.box_h + f - 1) / f);
@@ -190,61 +468,7 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
             const bool whole = static_cast<int>(g) < bh;
             const std::size_t row_end = std::min<std::size_t>((g + 1) * f, static_cast<std::size_t>(in.box_h));
             for (std::size_t row = g * f; row < row_end; ++row)
-            for (int col = 0; col < W; ++col) {
-                const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
-                const std::int32_t t = in.triangle_id[i];
-                if (t < 0) continue;
-                const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
-                const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1], b0 = 1.0f - b1 - b2;
-                const float* a0 = in.source_screen + 3 * static_cast<std::size_t>(tri[0]);
-                const float* a1 = in.source_screen + 3 * static_cast<std::size_t>(tri[1]);
-                const float* a2 = in.source_screen + 3 * static_cast<std::size_t>(tri[2]);
-                const float sx = b0 * a0[0] + b1 * a1[0] + b2 * a2[0];
-                const float sy = b0 * a0[1] + b1 * a1[1] + b2 * a2[1];
-                const float sz = b0 * a0[2] + b1 * a1[2] + b2 * a2[2];
-                const int block = col / f;
-                if (whole && block < bw) {
-                    float* a = acc.data() + 3 * static_cast<std::size_t>(block);
-                    a[0] += (sx - fx0) - static_cast<float>(col);
-                    a[1] += (sy - fy0) - static_cast<float>(row);
-                    a[2] += 1.0f;
-                }
-                const int p = in.part[t];
-                float colour[3];
-                bool synthetic = false;
-                if (p != kSkin) {
-                    // visibility in the photo: nearest pixel centre of its depth buffer
-                    const long ix = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sx)) - in.src_x0, 0), in.src_w - 1);
-                    const long iy = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sy)) - in.src_y0, 0), in.src_h - 1);
-                    const float front = in.src_depth[static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.src_w) + static_cast<std::size_t>(ix)];
-                    synthetic = !(sz <= front + in.depth_slack);
-                }
-                if (!synthetic) {
-                    sample_rgb(in.photo, sx, sy, colour);
-                    if (p == kSkin && in.skin_shade) {
-                        const float k = b0 * in.skin_shade[tri[0]] + b1 * in.skin_shade[tri[1]] + b2 * in.skin_shade[tri[2]];
-                        for (int c = 0; c < 3; ++c) colour[c] *= k;
-                    }
-                } else {
-                    normals_ready();
-                    const float* n0 = normals.data() + 3 * static_cast<std::size_t>(tri[0]);
-                    const float* n1 = normals.data() + 3 * static_cast<std::size_t>(tri[1]);
-                    const float* n2 = normals.data() + 3 * static_cast<std::size_t>(tri[2]);
-                    float n[3];
-                    for (int c = 0; c < 3; ++c) n[c] = b0 * n0[c] + b1 * n1[c] + b2 * n2[c];
-                    const float len = std::max(std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), 1e-6f);
-                    const float lambert = std::min(std::max(n[2] / len, 0.0f), 1.0f);
-                    float shade = 0.8f;  // uncovered eyeball: in the lid's shadow
-                    if (p == kSocket || p == kGums || p == kTeeth) {
-                        const float cavity = std::exp(-std::max(in.depth[i] - in.lip_depth, 0.0f) / in.cavity_scale);
-                        shade = (0.3f + 0.7f * lambert) * (0.1f + 0.9f * cavity);
-                    }
-                    const float* lit = in.lit + 3 * p;
-                    for (int c = 0; c < 3; ++c) colour[c] = lit[c] * shade;
-                }
-                std::uint8_t* o = out.composite + 3 * i;
-                for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
-            }
+                transfer_face_row(in, out, row, f, bw, whole, acc.data(), normals_ready);
             if (!whole) continue;
             float* d = out.displacement + 2 * g * static_cast<std::size_t>(bw);
             float* k = out.known + g * static_cast<std::size_t>(bw);
