@@ -31,9 +31,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-// transfer_face's pixel loop has an AVX-512 version where the compiler targets it
-// (-march=native on such a CPU); both give the same bytes.
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VBMI__) &&     defined(__BMI2__) && defined(__FMA__)
+// transfer_face's and transfer_surround's pixel loops have AVX-512 versions where the
+// compiler targets it (-march=native on such a CPU); both give the same bytes.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__) && \
+    defined(__AVX512VBMI__) && defined(__BMI2__) && defined(__FMA__)
 #include <immintrin.h>
 #define AFFCORE_TRANSFER_AVX512 1
 #else
@@ -245,6 +246,67 @@ inline void surface_point(const FaceInputs& in, std::int32_t t, float b0, float 
     sz = combine(b0, b1, b2, a0[2], a1[2], a2[2]);
 }
 
+#if AFFCORE_TRANSFER_AVX512
+// sample_rgb for sixteen lanes: the photo's bilinear colour at (x, y) in the lanes of
+// `lanes` whose position is finite and whose taps are not in the photo's last column (so a
+// fourth byte follows each tap's three), times `scale`, rounded as to_u8; returned as
+// R | G << 8 | B << 16 per lane, with the lanes it did in `done`. The same float operations
+// as sample_rgb's SSE path and to_u8, so the same bytes.
+inline __m512i sample_rgb_avx512(const Photo& im, __m512 x, __m512 y, __mmask16 lanes, const __m512* scale,
+                                 __mmask16& done) {
+    // byte offsets into the photo are 32-bit lanes
+    if (static_cast<std::size_t>(im.width) * 3 * static_cast<std::size_t>(im.height) >= (std::size_t{1} << 31)) {
+        done = 0;
+        return _mm512_setzero_si512();
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i last_x = _mm512_set1_epi32(im.width - 1), last_y = _mm512_set1_epi32(im.height - 1);
+    const __m512i one = _mm512_set1_epi32(1), three = _mm512_set1_epi32(3);
+    const __mmask16 finite = _mm512_cmp_ps_mask(x, y, _CMP_ORD_Q);
+    x = _mm512_min_ps(_mm512_max_ps(x, zero), _mm512_set1_ps(static_cast<float>(im.width - 1)));
+    y = _mm512_min_ps(_mm512_max_ps(y, zero), _mm512_set1_ps(static_cast<float>(im.height - 1)));
+    const __m512i x0 = _mm512_cvttps_epi32(x), y0 = _mm512_cvttps_epi32(y);
+    const __m512i x1 = _mm512_min_epi32(_mm512_add_epi32(x0, one), last_x);
+    const __m512i y1 = _mm512_min_epi32(_mm512_add_epi32(y0, one), last_y);
+    done = lanes & finite & _mm512_cmplt_epi32_mask(x1, last_x);
+    if (!done) return _mm512_setzero_si512();
+    const __m512 fx = _mm512_sub_ps(x, _mm512_cvtepi32_ps(x0)), fy = _mm512_sub_ps(y, _mm512_cvtepi32_ps(y0));
+    const __m512i stride = _mm512_set1_epi32(3 * im.width);
+    const __m512i r0 = _mm512_mullo_epi32(y0, stride), r1 = _mm512_mullo_epi32(y1, stride);
+    const __m512i c0 = _mm512_mullo_epi32(x0, three), c1 = _mm512_mullo_epi32(x1, three);
+    const __m512i zi = _mm512_setzero_si512();
+    const __m512i g00 = _mm512_mask_i32gather_epi32(zi, done, _mm512_add_epi32(r0, c0), im.rgb, 1);
+    const __m512i g01 = _mm512_mask_i32gather_epi32(zi, done, _mm512_add_epi32(r0, c1), im.rgb, 1);
+    const __m512i g10 = _mm512_mask_i32gather_epi32(zi, done, _mm512_add_epi32(r1, c0), im.rgb, 1);
+    const __m512i g11 = _mm512_mask_i32gather_epi32(zi, done, _mm512_add_epi32(r1, c1), im.rgb, 1);
+    const __m512i byte = _mm512_set1_epi32(0xFF);
+    const __m512 half = _mm512_set1_ps(0.5f), top_u8 = _mm512_set1_ps(255.0f);
+    __m512i packed = _mm512_setzero_si512();
+    for (int c = 0; c < 3; ++c) {
+        auto channel = [&](__m512i g) { return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(g, 8 * c), byte)); };
+        const __m512 top = _mm512_fmadd_ps(fx, _mm512_sub_ps(channel(g01), channel(g00)), channel(g00));
+        const __m512 bot = _mm512_fmadd_ps(fx, _mm512_sub_ps(channel(g11), channel(g10)), channel(g10));
+        __m512 v = _mm512_fmadd_ps(fy, _mm512_sub_ps(bot, top), top);
+        if (scale) v = _mm512_mul_ps(v, *scale);
+        v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, half), zero), top_u8);
+        packed = _mm512_or_si512(packed, _mm512_slli_epi32(_mm512_cvttps_epi32(v), 8 * c));
+    }
+    return packed;
+}
+
+// Stores the RGB bytes of the lanes of `lanes` (packed as sample_rgb_avx512 returns them)
+// to o[3 l .. 3 l + 2].
+inline void store_rgb_avx512(std::uint8_t* o, __mmask16 lanes, __m512i packed) {
+    // byte j of 48 (pixel j / 3, channel j % 3) from byte 4 (j / 3) + j % 3 of the lanes
+    alignas(64) static constexpr std::uint8_t pack_rgb[64] = {
+        0,  1,  2,  4,  5,  6,  8,  9,  10, 12, 13, 14, 16, 17, 18, 20, 21, 22, 24, 25, 26, 28,
+        29, 30, 32, 33, 34, 36, 37, 38, 40, 41, 42, 44, 45, 46, 48, 49, 50, 52, 53, 54, 56, 57,
+        58, 60, 61, 62, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0};
+    const __mmask64 bytes = _pdep_u64(lanes, 0x0000249249249249ull) * 7u;
+    _mm512_mask_storeu_epi8(o, bytes, _mm512_permutexvar_epi8(_mm512_load_si512(pack_rgb), packed));
+}
+#endif
+
 // Sums of the covered pixels' displacements (photo position - pixel) and counts over
 // blocks of f columns of one row group, in column order within each row.
 struct BlockSums {
@@ -276,26 +338,11 @@ inline int transfer_face_row_avx512(const FaceInputs& in, const FaceOutputs& out
                                     const BlockSums& sums, Normals&& normals) {
     const int W = in.box_w;
     const std::size_t base = row * static_cast<std::size_t>(W);
-    const Photo& im = in.photo;
-    const std::size_t stride = static_cast<std::size_t>(im.width) * 3;
-    // byte offsets into the photo are 32-bit lanes
-    const bool small_photo = stride * static_cast<std::size_t>(im.height) < (std::size_t{1} << 31);
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    // byte j of 48 (pixel j / 3, channel j % 3) from byte 4 (j / 3) + j % 3 of the packed lanes
-    alignas(64) static constexpr std::uint8_t pack_rgb[64] = {
-        0,  1,  2,  4,  5,  6,  8,  9,  10, 12, 13, 14, 16, 17, 18, 20, 21, 22, 24, 25, 26, 28,
-        29, 30, 32, 33, 34, 36, 37, 38, 40, 41, 42, 44, 45, 46, 48, 49, 50, 52, 53, 54, 56, 57,
-        58, 60, 61, 62, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0};
-    const __m512i pack = _mm512_load_si512(pack_rgb);
     const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
     const __m512 lane_f = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512 xmax = _mm512_set1_ps(static_cast<float>(im.width - 1)),
-                 ymax = _mm512_set1_ps(static_cast<float>(im.height - 1));
-    const __m512i last_x = _mm512_set1_epi32(im.width - 1), last_y = _mm512_set1_epi32(im.height - 1);
-    const __m512i istride = _mm512_set1_epi32(static_cast<int>(stride)), three = _mm512_set1_epi32(3);
-    const __m512i byte = _mm512_set1_epi32(0xFF);
-    const __m512 half = _mm512_set1_ps(0.5f), top_u8 = _mm512_set1_ps(255.0f);
+    const __m512i three = _mm512_set1_epi32(3);
     const int* tris = reinterpret_cast<const int*>(in.triangles);
     alignas(64) float sx_l[16], sy_l[16], sz_l[16], b1_l[16], b2_l[16];
     alignas(64) std::int32_t t_l[16];
@@ -338,44 +385,15 @@ inline int transfer_face_row_avx512(const FaceInputs& in, const FaceOutputs& out
             const int l = __builtin_ctz(m);
             skin |= static_cast<__mmask16>((in.part[t_l[l]] == kSkin) << l);
         }
-        const __mmask16 finite = _mm512_cmp_ps_mask(pos[0], pos[1], _CMP_ORD_Q);
-        const __m512 x = _mm512_min_ps(_mm512_max_ps(pos[0], zero), xmax);
-        const __m512 y = _mm512_min_ps(_mm512_max_ps(pos[1], zero), ymax);
-        const __m512i x0 = _mm512_cvttps_epi32(x), y0 = _mm512_cvttps_epi32(y);
-        const __m512i x1 = _mm512_min_epi32(_mm512_add_epi32(x0, _mm512_set1_epi32(1)), last_x);
-        const __m512i y1 = _mm512_min_epi32(_mm512_add_epi32(y0, _mm512_set1_epi32(1)), last_y);
-        const __mmask16 inner = _mm512_cmplt_epi32_mask(x1, last_x);  // a fourth byte follows each tap
-        const __mmask16 simple = small_photo ? static_cast<__mmask16>(covered & skin & finite & inner) : __mmask16(0);
-        if (simple) {
-            const __m512 fx = _mm512_sub_ps(x, _mm512_cvtepi32_ps(x0)), fy = _mm512_sub_ps(y, _mm512_cvtepi32_ps(y0));
-            const __m512i r0 = _mm512_mullo_epi32(y0, istride), r1 = _mm512_mullo_epi32(y1, istride);
-            const __m512i c0 = _mm512_mullo_epi32(x0, three), c1 = _mm512_mullo_epi32(x1, three);
-            const __m512i zi = _mm512_setzero_si512();
-            const __m512i g00 = _mm512_mask_i32gather_epi32(zi, simple, _mm512_add_epi32(r0, c0), im.rgb, 1);
-            const __m512i g01 = _mm512_mask_i32gather_epi32(zi, simple, _mm512_add_epi32(r0, c1), im.rgb, 1);
-            const __m512i g10 = _mm512_mask_i32gather_epi32(zi, simple, _mm512_add_epi32(r1, c0), im.rgb, 1);
-            const __m512i g11 = _mm512_mask_i32gather_epi32(zi, simple, _mm512_add_epi32(r1, c1), im.rgb, 1);
-            __m512 shade = one;
-            if (in.skin_shade) {
-                __m512 k[3];
-                for (int v = 0; v < 3; ++v) k[v] = _mm512_mask_i32gather_ps(zero, simple, vertex[v], in.skin_shade, 4);
-                shade = _mm512_fmadd_ps(b2, k[2], _mm512_fmadd_ps(b1, k[1], _mm512_mul_ps(b0, k[0])));
-            }
-            __m512i packed = _mm512_setzero_si512();
-            for (int c = 0; c < 3; ++c) {
-                auto channel = [&](__m512i g) {
-                    return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(g, 8 * c), byte));
-                };
-                const __m512 top = _mm512_fmadd_ps(fx, _mm512_sub_ps(channel(g01), channel(g00)), channel(g00));
-                const __m512 bot = _mm512_fmadd_ps(fx, _mm512_sub_ps(channel(g11), channel(g10)), channel(g10));
-                __m512 v = _mm512_fmadd_ps(fy, _mm512_sub_ps(bot, top), top);
-                if (in.skin_shade) v = _mm512_mul_ps(v, shade);
-                v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, half), zero), top_u8);
-                packed = _mm512_or_si512(packed, _mm512_slli_epi32(_mm512_cvttps_epi32(v), 8 * c));
-            }
-            const __mmask64 bytes = _pdep_u64(simple, 0x0000249249249249ull) * 7u;
-            _mm512_mask_storeu_epi8(out.composite + 3 * i, bytes, _mm512_permutexvar_epi8(pack, packed));
+        __mmask16 simple = 0;
+        __m512 shade = one;
+        if (in.skin_shade) {
+            __m512 k[3];
+            for (int v = 0; v < 3; ++v) k[v] = _mm512_mask_i32gather_ps(zero, covered & skin, vertex[v], in.skin_shade, 4);
+            shade = _mm512_fmadd_ps(b2, k[2], _mm512_fmadd_ps(b1, k[1], _mm512_mul_ps(b0, k[0])));
         }
+        const __m512i rgb = sample_rgb_avx512(in.photo, pos[0], pos[1], covered & skin, in.skin_shade ? &shade : nullptr, simple);
+        store_rgb_avx512(out.composite + 3 * i, simple, rgb);
         if (sums.whole) {
             // each block's run of lanes summed in a register, in column order; an
             // uncovered lane adds +0, which leaves any sum but -0 unchanged (a sum that
@@ -543,7 +561,7 @@ struct Upsampler {
         const Tap& yt = ty[row];
         const float* s0 = in.small + static_cast<std::size_t>(yt.i0) * in.small_w * 2;
         const float* s1 = in.small + static_cast<std::size_t>(yt.i1) * in.small_w * 2;
-        for (int k = 0; k < 2 * in.small_w; ++k) buf[k] = s0[k] + yt.f * (s1[k] - s0[k]);
+        for (int k = 0; k < 2 * in.small_w; ++k) buf[k] = lerp(s0[k], s1[k], yt.f);
     }
     void at(std::size_t row, int col, float e[2]) const {
         const Tap& yt = ty[row];
@@ -551,14 +569,14 @@ struct Upsampler {
         const float* s0 = in.small + static_cast<std::size_t>(yt.i0) * in.small_w * 2;
         const float* s1 = in.small + static_cast<std::size_t>(yt.i1) * in.small_w * 2;
         for (int c = 0; c < 2; ++c) {
-            const float top = s0[2 * xt.i0 + c] + xt.f * (s0[2 * xt.i1 + c] - s0[2 * xt.i0 + c]);
-            const float bot = s1[2 * xt.i0 + c] + xt.f * (s1[2 * xt.i1 + c] - s1[2 * xt.i0 + c]);
-            e[c] = top + yt.f * (bot - top);
+            const float top = lerp(s0[2 * xt.i0 + c], s0[2 * xt.i1 + c], xt.f);
+            const float bot = lerp(s1[2 * xt.i0 + c], s1[2 * xt.i1 + c], xt.f);
+            e[c] = lerp(top, bot, yt.f);
         }
     }
     void at(const float* buf, int col, float e[2]) const {
         const Tap& xt = tx[static_cast<std::size_t>(col)];
-        for (int c = 0; c < 2; ++c) e[c] = buf[2 * xt.i0 + c] + xt.f * (buf[2 * xt.i1 + c] - buf[2 * xt.i0 + c]);
+        for (int c = 0; c < 2; ++c) e[c] = lerp(buf[2 * xt.i0 + c], buf[2 * xt.i1 + c], xt.f);
     }
     // the photo warped by the extension, at (row, col) of the box
     void warped(std::size_t row, int col, const float e[2], std::uint8_t* o) const {
@@ -568,6 +586,86 @@ struct Upsampler {
         for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
     }
 };
+
+// Squared length of a displacement (e0, e1), compared with the moved threshold.
+inline float squared_length(float e0, float e1) { return std::fma(e0, e0, e1 * e1); }
+
+#if AFFCORE_TRANSFER_AVX512
+// transfer_surround's loop over one row, sixteen pixels at a time: the upsampled
+// displacement (gathered column taps, lerp as Upsampler::at), the region, and the warped
+// photo per lane where the region holds a pixel the face does not cover. The same float
+// operations as the scalar loop, so the same bytes. Returns the row's width.
+inline int transfer_surround_row_avx512(const SurroundInputs& in, const SurroundOutputs& out, const Upsampler& up,
+                                        const float* buf, std::size_t row, float thr2) {
+    const int W = in.box_w;
+    const std::size_t base = row * static_cast<std::size_t>(W);
+    const long sr = static_cast<long>(row) - in.src_off_y;
+    const std::uint8_t* src_row =
+        sr >= 0 && sr < in.src_h ? in.src_covered + static_cast<std::size_t>(sr) * static_cast<std::size_t>(in.src_w) : nullptr;
+    const int* taps = reinterpret_cast<const int*>(up.tx.data());
+    static_assert(sizeof(Tap) == 3 * sizeof(int), "Tap: i0, i1, f");
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i three = _mm512_set1_epi32(3), one = _mm512_set1_epi32(1);
+    const __m512 limit = _mm512_set1_ps(thr2);
+    const __m512 lane_f = _mm512_cvtepi32_ps(lane);
+    alignas(64) float e0_l[16], e1_l[16];
+    for (int col = 0; col < W; col += 16) {
+        const int n = std::min(16, W - col);
+        const __mmask16 px = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+        const std::size_t i = base + static_cast<std::size_t>(col);
+        const __mmask16 covered =
+            _mm512_mask_cmpge_epi32_mask(px, _mm512_maskz_loadu_epi32(px, in.triangle_id + i), _mm512_setzero_si512());
+        const __mmask16 open = px & ~covered;
+        __mmask16 fitted = 0;  // the fitted face covers the pixel in the photo
+        if (src_row && open) {
+            const long a = std::max<long>(col, in.src_off_x), b = std::min<long>(col + n, in.src_off_x + in.src_w);
+            if (a < b) {
+                const __mmask16 span = static_cast<__mmask16>(((1u << (b - a)) - 1u) << (a - col));
+                const __m128i cov = _mm_maskz_loadu_epi8(span, src_row + (col - in.src_off_x));
+                fitted = _mm_mask_cmpneq_epi8_mask(span, cov, _mm_setzero_si128());
+            }
+        }
+        __mmask16 moved = 0;
+        if (open) {
+            const __m512i t3 = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(col), lane), three);
+            const __m512i i0 = _mm512_slli_epi32(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), open, t3, taps, 4), 1);
+            const __m512i i1 = _mm512_slli_epi32(
+                _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), open, _mm512_add_epi32(t3, one), taps, 4), 1);
+            const __m512 f = _mm512_castsi512_ps(_mm512_mask_i32gather_epi32(
+                _mm512_setzero_si512(), open, _mm512_add_epi32(t3, _mm512_set1_epi32(2)), taps, 4));
+            __m512 e[2];
+            for (int c = 0; c < 2; ++c) {
+                const __m512i cc = _mm512_set1_epi32(c);
+                const __m512 a = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), open, _mm512_add_epi32(i0, cc), buf, 4);
+                const __m512 b = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), open, _mm512_add_epi32(i1, cc), buf, 4);
+                e[c] = _mm512_fmadd_ps(f, _mm512_sub_ps(b, a), a);
+            }
+            const __m512 len2 = _mm512_fmadd_ps(e[0], e[0], _mm512_mul_ps(e[1], e[1]));
+            moved = _mm512_mask_cmp_ps_mask(open, len2, limit, _CMP_GT_OQ);
+            _mm512_store_ps(e0_l, e[0]);
+            _mm512_store_ps(e1_l, e[1]);
+        }
+        const __mmask16 warped = open & (fitted | moved);
+        _mm_mask_storeu_epi8(out.region + i, px, _mm_maskz_mov_epi8(covered | warped, _mm_set1_epi8(1)));
+        if (!warped) continue;
+        // the photo at (col + e0 + box x0, row + e1 + box y0), as Upsampler::warped
+        __mmask16 done = 0;
+        const __m512 x = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_set1_ps(static_cast<float>(col)), lane_f),
+                                                     _mm512_load_ps(e0_l)),
+                                       _mm512_set1_ps(static_cast<float>(in.box_x0)));
+        const __m512 y = _mm512_add_ps(_mm512_add_ps(_mm512_set1_ps(static_cast<float>(row)), _mm512_load_ps(e1_l)),
+                                       _mm512_set1_ps(static_cast<float>(in.box_y0)));
+        const __m512i rgb = sample_rgb_avx512(in.photo, x, y, warped, nullptr, done);
+        store_rgb_avx512(out.composite + 3 * i, done, rgb);
+        for (unsigned m = warped & ~done; m; m &= m - 1) {
+            const int l = __builtin_ctz(m);
+            const float e[2] = {e0_l[l], e1_l[l]};
+            up.warped(row, col + l, e, out.composite + 3 * (i + static_cast<std::size_t>(l)));
+        }
+    }
+    return W;
+}
+#endif
 
 // The undilated blend region (covered | fitted face | moved) and, inside it, the warped
 // surroundings at the pixels the face does not cover.
@@ -582,7 +680,11 @@ inline void transfer_surround(const SurroundInputs& in, const SurroundOutputs& o
             up.row(row, buf.data());
             const long sr = static_cast<long>(row) - in.src_off_y;
             const bool src_row = sr >= 0 && sr < in.src_h;
-            for (int col = 0; col < W; ++col) {
+            int col = 0;
+#if AFFCORE_TRANSFER_AVX512
+            col = transfer_surround_row_avx512(in, out, up, buf.data(), row, thr2);
+#endif
+            for (; col < W; ++col) {
                 const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
                 if (in.triangle_id[i] >= 0) {
                     out.region[i] = 1;
@@ -595,7 +697,7 @@ inline void transfer_surround(const SurroundInputs& in, const SurroundOutputs& o
                 }
                 float e[2];
                 up.at(buf.data(), col, e);
-                reg = reg || e[0] * e[0] + e[1] * e[1] > thr2;
+                reg = reg || squared_length(e[0], e[1]) > thr2;
                 out.region[i] = reg ? 1 : 0;
                 if (reg) up.warped(row, col, e, out.composite + 3 * i);
             }
