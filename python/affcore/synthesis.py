@@ -210,7 +210,8 @@ class Synthesizer:
                                      threads=self.threads)
         tid = self._src_raster.triangle_id
         self._src_covered = (tid >= 0).view(np.uint8)
-        self._src_part = np.where(tid >= 0, self._part[np.maximum(tid, 0)], -1).astype(np.int8)
+        # each pixel's part, -1 off the face: index -1 takes the appended -1
+        self._src_part = np.take(np.append(self._part, np.int8(-1)), tid)
         self._light = self._estimate_light()
         self._eye_colours = self._estimate_eye_colours()
         # lit colour of each part's material (skin never needs one)
