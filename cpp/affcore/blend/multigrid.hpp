@@ -49,6 +49,16 @@
 
 #include "affcore/blend/parallel.hpp"
 
+// Some row loops have AVX-512 versions where the compiler targets it (-march=native on such
+// a CPU); both give the same bytes.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VBMI__) && \
+    defined(__BMI2__)
+#include <immintrin.h>
+#define AFFCORE_BLEND_AVX512 1
+#else
+#define AFFCORE_BLEND_AVX512 0
+#endif
+
 namespace affcore::blend {
 
 using Px = Eigen::Array4f;
@@ -733,6 +743,42 @@ private:
         }
     }
 
+#if AFFCORE_BLEND_AVX512
+    // smooth_row's Gauss-Seidel update at pixels i, i + 2, ... of one colour, four pixels
+    // (two of them that colour) per step: the neighbours are all of the other colour, which
+    // this half-sweep does not change, so updating two at once is the same as one after the
+    // other. The same float operations in the same order per lane, so the same values. A
+    // chunk's results are written back after all of its loads: a load that overlaps an
+    // earlier masked store waits for it (no store forwarding). Reads up to pixel e + 2 of
+    // the row and e + 1 of the rows above and below (at most the grid's frame and the first
+    // pixel of the next row), b and w up to e + 1. Returns the first pixel left.
+    static int gauss_seidel_avx512(Px* ur, const Px* br, const float* wr, int s, int i, int e) {
+        constexpr int kChunk = 32;  // pixels per write-back
+        float* u = ur->data();
+        const float* b = br->data();
+        const std::ptrdiff_t row = 4 * static_cast<std::ptrdiff_t>(s);
+        const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        const __m128 quarter = _mm_set1_ps(0.25f);
+        alignas(64) float out[4 * kChunk];
+        while (i + 2 <= e) {
+            const int start = i;
+            for (; i + 2 <= e && i - start < kChunk; i += 4) {
+                const std::ptrdiff_t p = 4 * static_cast<std::ptrdiff_t>(i);
+                const __m512 sum = _mm512_add_ps(
+                    _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(u + p - 4), _mm512_loadu_ps(u + p + 4)),
+                                                _mm512_loadu_ps(u + p - row)),
+                                  _mm512_loadu_ps(u + p + row)),
+                    _mm512_loadu_ps(b + p));
+                const __m512 k =
+                    _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_mul_ps(quarter, _mm_loadu_ps(wr + i))));
+                _mm512_store_ps(out + 4 * (i - start), _mm512_mul_ps(sum, k));
+            }
+            for (int q = start; q < i; q += 2) _mm_storeu_ps(u + 4 * q, _mm_load_ps(out + 4 * (q - start)));
+        }
+        return i;
+    }
+#endif
+
     // One row of smooth_half; with `act`, only in active tiles (u is zero elsewhere).
     void smooth_row(const MgGrid& g, Px* u, const Px* b, int j, int color, bool first,
                            const std::uint8_t* act = nullptr) {
@@ -752,7 +798,11 @@ private:
             });
         } else {
             active_runs(g, act, j, lo, hi, [&](int a, int e) {
-                for (int i = a + (((a + j) & 1) != color ? 1 : 0); i <= e; i += 2)
+                int i = a + (((a + j) & 1) != color ? 1 : 0);
+#if AFFCORE_BLEND_AVX512
+                i = gauss_seidel_avx512(ur, br, wr, s, i, e);
+#endif
+                for (; i <= e; i += 2)
                     ur[i] = (ur[i - 1] + ur[i + 1] + ur[i - s] + ur[i + s] + br[i]) * (0.25f * wr[i]);
             });
         }

@@ -44,16 +44,6 @@
 #include "affcore/blend/multigrid.hpp"
 #include "affcore/blend/parallel.hpp"
 
-// The edge blend's output loop has an AVX-512 version where the compiler targets it
-// (-march=native on such a CPU); both give the same bytes.
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VBMI__) && \
-    defined(__BMI2__)
-#include <immintrin.h>
-#define AFFCORE_BLEND_AVX512 1
-#else
-#define AFFCORE_BLEND_AVX512 0
-#endif
-
 namespace affcore::blend {
 
 struct BlendStats {
@@ -404,14 +394,18 @@ inline void write_corrected(const std::uint8_t* er, const std::uint8_t* s, const
                                                    _mm512_maskz_loadu_epi8(bytes, t + 3 * x),
                                                    _mm512_maskz_loadu_epi8(bytes, s + 3 * x));
         const __m512i rgb0 = _mm512_maskz_permutexvar_epi8(0x7777777777777777ull, to_rgb0, rgb);
-        __m512i packed = _mm512_setzero_si512();
-        for (int q = 0; q < 4; ++q) {  // pixels 4q .. 4q + 3
-            const __m512 base = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(rgb0, q)));
+        // pixels 4q .. 4q + 3 (q an immediate operand of the lane extract and insert)
+        auto quad = [&](__m128i rgb0_q, int q) {
+            const __m512 base = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(rgb0_q));
             const __m512 corr = _mm512_maskz_loadu_ps(static_cast<__mmask16>(_pdep_u64(px >> (4 * q), 0x1111ull) * 15u),
                                                       u + 4 * (x + 4 * q));
             const __m512 v = _mm512_add_ps(_mm512_min_ps(_mm512_max_ps(_mm512_add_ps(base, corr), zero), top), half);
-            packed = _mm512_inserti32x4(packed, _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v)), q);
-        }
+            return _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v));
+        };
+        __m512i packed = _mm512_castsi128_si512(quad(_mm512_castsi512_si128(rgb0), 0));
+        packed = _mm512_inserti32x4(packed, quad(_mm512_extracti32x4_epi32(rgb0, 1), 1), 1);
+        packed = _mm512_inserti32x4(packed, quad(_mm512_extracti32x4_epi32(rgb0, 2), 2), 2);
+        packed = _mm512_inserti32x4(packed, quad(_mm512_extracti32x4_epi32(rgb0, 3), 3), 3);
         _mm512_mask_storeu_epi8(o + 3 * x, bytes, _mm512_permutexvar_epi8(to_rgb, packed));
     }
 #endif
