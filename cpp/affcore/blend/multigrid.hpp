@@ -434,15 +434,17 @@ public:
     // -- The edge-local solve --------------------------------------------------------------
     // For a right-hand side that is zero outside a thin band (the residual of a guess that
     // is exact except along a mask's edge): one V-cycle whose fine-level work stays near
-    // the band, with the coarse problem solved by `coarse_cycles` V-cycles instead of one,
-    // and no CG around it. What the V-cycle leaves is the smooth part of the coarse
-    // solve's error, so solving the coarse problem closer is what makes one cycle enough;
-    // away from the band the correction is the coarse one, interpolated where it is read
-    // (correction()), so no pass touches the whole fine grid. Measured on the synthesis
-    // pipeline's composites (280 targets: 30 London and 10 wild photos, 7 expressions),
-    // against the converged solve: mean difference 0.007 (median) and 0.13 (largest) grey
-    // levels with 2 coarse cycles, as close as CG stopped at a relative residual of 3e-3
-    // (0.11); one coarse cycle left up to 0.26 (210 London targets).
+    // the band, with the coarse problem solved closer than one V-cycle would (coarse_solve:
+    // `coarse_cycles` V-cycles from a nested start), and no CG around it. What the V-cycle
+    // leaves is the smooth part of the coarse solve's error, so solving the coarse problem
+    // closer is what makes one cycle enough; away from the band the correction is the
+    // coarse one, interpolated where it is read (correction()), so no pass touches the
+    // whole fine grid. Measured on the synthesis pipeline's composites (280 targets: 30
+    // London and 10 wild photos, 7 expressions), against the converged solve: mean
+    // difference 0.007 (median) and 0.12 (largest) grey levels with one coarse cycle from
+    // the nested start, 0.007 and 0.13 with two from zero, as close as CG stopped at a
+    // relative residual of 3e-3 (0.11); one coarse cycle from zero left up to 0.26 (210
+    // London targets).
     //
     // Use: set fine().w and guess_support() as for solve(); prepare(); local_tiles(), then
     // write fine().b over the returned tiles' columns of each row (every unknown there;
@@ -492,9 +494,39 @@ public:
             smooth_pair(G, x_.data(), G.b.data(), 0, k == 0, k + 1 == sweeps_, false, act);
         prezeroed_ = false;
         restrict_residual(G, C, act);
-        for (int k = 0; k < coarse_cycles; ++k) vcycle(1, C.b.data(), C.u.data(), false, nullptr, k > 0);
+        coarse_solve(coarse_cycles);
         prolong_add(C, G, x_.data(), act ? prolonged_.data() : nullptr);
         for (int k = 0; k < sweeps_; ++k) smooth_pair(G, x_.data(), G.b.data(), 1, false, false, false, act);
+    }
+
+    // The coarse problem of solve_local (level 1: C u = C b), by `cycles` V-cycles that
+    // start from a nested guess: the problem restricted once more, solved there by one
+    // V-cycle, and prolonged. One V-cycle from that start lands as close as two from zero
+    // (see solve_local) for the cost of about one and a quarter. (A grid with no level 2
+    // takes `cycles` V-cycles from zero.)
+    void coarse_solve(int cycles) {
+        MgGrid& C = levels_[1];
+        if (levels_.size() < 3) {
+            for (int k = 0; k < cycles; ++k) vcycle(1, C.b.data(), C.u.data(), false, nullptr, k > 0);
+            return;
+        }
+        MgGrid& D = levels_[2];
+        // C's residual of u = 0 (C.r is zero outside the row ranges), restricted to D; and
+        // u = 0 on C's unknowns, to take D's solution
+        rows(C, [&](int, int lo, int hi, std::size_t base) {
+            const Px* b = C.b.data() + base;
+            const float* w = C.w.data() + base;
+            Px* r = C.r.data() + base;
+            Px* u = C.u.data() + base;
+            for (int i = lo; i <= hi; ++i) {
+                r[i] = b[i] * w[i];
+                u[i] = Px::Zero();
+            }
+        });
+        restrict_residual(C, D);
+        vcycle(2, D.b.data(), D.u.data());
+        prolong_add(D, C, C.u.data());
+        for (int k = 0; k < cycles; ++k) vcycle(1, C.b.data(), C.u.data(), false, nullptr, true);
     }
 
     // v = 0 over the storage columns of the tiles set in `flags` (sh x tiles(g)), grown by

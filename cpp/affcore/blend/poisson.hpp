@@ -354,8 +354,9 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     return st;
 }
 
-// Coarse V-cycles of poisson_blend_edge's solve (see MaskedPoissonPcg::solve_local).
-inline constexpr int kEdgeCoarseCycles = 2;
+// Coarse V-cycles of poisson_blend_edge's solve, from the nested start (see
+// MaskedPoissonPcg::solve_local and coarse_solve).
+inline constexpr int kEdgeCoarseCycles = 1;
 // The most poisson_blend_edge takes the source to differ from the target along the mask's
 // edge (mean |S - T| over the pixels between the mask and its erosion, grey levels) for
 // one cycle to do; beyond it, it solves as poisson_blend() does. What one cycle leaves
@@ -426,7 +427,7 @@ inline void write_corrected(const std::uint8_t* er, const std::uint8_t* s, const
 // residual then lies in a band along the erosion's edge only, by one multigrid cycle that
 // works at full resolution near that band alone (MaskedPoissonPcg::solve_local). The
 // solve is not iterated to a tolerance: on the synthesis pipeline's composites it lands
-// within 0.13 grey levels (mean over the mask, the largest over 280 targets; 0.007
+// within 0.12 grey levels (mean over the mask, the largest over 280 targets; 0.007
 // median) of the converged solve, as close as poisson_blend() at a relative residual of
 // 3e-3. A source that differs from the target along the edge by more than kEdgeMismatch
 // is blended by poisson_blend() with `tolerance` instead (stats.solver says which); the

@@ -716,8 +716,12 @@ inline void transfer_ring(const SurroundInputs& in, const std::uint8_t* region0,
         for (std::size_t row = r0; row < r1; ++row) {
             for (int col = 0; col < W; ++col) {
                 const std::size_t i = row * static_cast<std::size_t>(W) + static_cast<std::size_t>(col);
-                // the added pixels are few (region0 is a subset of region): skip eight
-                // pixels at a time where the two agree
+                // the added pixels are few (region0 is a subset of region): skip 64, else
+                // eight pixels at a time where the two agree
+                if (col + 64 <= W && std::memcmp(region + i, region0 + i, 64) == 0) {
+                    col += 63;
+                    continue;
+                }
                 if (col + 8 <= W) {
                     std::uint64_t a, b;
                     std::memcpy(&a, region + i, 8);
