@@ -302,7 +302,10 @@ public:
     }
     const PxVec& solution() const { return x_; }
 
-    void prepare() {
+    // The levels and their buffers, after fine().w is set. `local`: for solve_local, which
+    // zeroes the fine residual where it reads it (a third of a face box's cells lie
+    // outside the mask, and zeroing them there cost a pass over them).
+    void prepare(bool local = false) {
         levels_.front().index();
         while (levels_.back().nx > kCoarsest || levels_.back().ny > kCoarsest) {
             const MgGrid& F = levels_.back();
@@ -326,7 +329,8 @@ public:
             MgGrid& g = levels_[l];
             // u, r and coarse b are written over each row's range before being read
             if (l == 0) {
-                g.r = take_px_ranges(g);
+                // (solve_local zeroes the fine residual itself, where it is read)
+                g.r = local ? take_px_stale(g.size()) : take_px_ranges(g);
                 if (g.b.size() != g.size()) g.b = take_px(g.size());
             } else {
                 g.u = take_px_ranges(g);
@@ -446,7 +450,7 @@ public:
     // relative residual of 3e-3 (0.11); one coarse cycle from zero left up to 0.26 (210
     // London targets).
     //
-    // Use: set fine().w and guess_support() as for solve(); prepare(); local_tiles(), then
+    // Use: set fine().w and guess_support() as for solve(); prepare(true); local_tiles(), then
     // write fine().b over the returned tiles' columns of each row (every unknown there;
     // fine().b may be a stale buffer: nothing else is read); solve_local(); correction().
     //
@@ -487,6 +491,7 @@ public:
             zero_tiles(G, G.r, active_, 3);
         } else {
             x_ = take_px_ranges(G);  // the first half-sweep zeroes the ranges
+            zero_outside_ranges(G, G.r);  // restriction reads it there (prepare(true) left it)
         }
         MgGrid& C = levels_[1];
         prezeroed_ = act != nullptr;

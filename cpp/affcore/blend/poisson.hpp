@@ -490,7 +490,7 @@ inline BlendStats poisson_blend_edge(const std::uint8_t* source, const std::uint
     if (px > 0 && static_cast<double>(diff) > 3.0 * static_cast<double>(kEdgeMismatch) * static_cast<double>(px))
         return poisson_blend(source, target, mask, H, W, out, threads, tolerance, target_stride, out_stride);
     G.b = take_px_stale(G.size());  // written where the solve reads it (below)
-    solver.prepare();
+    solver.prepare(true);
     st.unknowns = G.unknowns;
     const std::uint8_t* local = solver.local_tiles();
 
