@@ -87,6 +87,7 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     in.barycentrics = bary.data();
     in.depth = depth.data();
     in.triangles = tris.data();
+    in.num_triangles = static_cast<std::size_t>(T);
     in.part = part.data();
     in.num_vertices = static_cast<std::size_t>(V);
     in.source_screen = source.data();

@@ -390,7 +390,8 @@ inline void write_corrected(const std::uint8_t* er, const std::uint8_t* s, const
         const int n = std::min(16, hi - x + 1);
         const __mmask16 px = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
         const __mmask64 bytes = _pdep_u64(px, 0x0000249249249249ull) * 7u;
-        const __mmask16 from_source = _mm_mask_cmpneq_epi8_mask(px, _mm_maskz_loadu_epi8(px, er + x), _mm_setzero_si128());
+        const __mmask16 from_source =
+            _mm_mask_cmpneq_epi8_mask(px, _mm_maskz_loadu_epi8(px, er + x), _mm_setzero_si128());
         const __m512i rgb = _mm512_mask_blend_epi8(_pdep_u64(from_source, 0x0000249249249249ull) * 7u,
                                                    _mm512_maskz_loadu_epi8(bytes, t + 3 * x),
                                                    _mm512_maskz_loadu_epi8(bytes, s + 3 * x));
@@ -398,8 +399,9 @@ inline void write_corrected(const std::uint8_t* er, const std::uint8_t* s, const
         // pixels 4q .. 4q + 3 (q an immediate operand of the lane extract and insert)
         auto quad = [&](__m128i rgb0_q, int q) {
             const __m512 base = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(rgb0_q));
-            const __m512 corr = _mm512_maskz_loadu_ps(static_cast<__mmask16>(_pdep_u64(px >> (4 * q), 0x1111ull) * 15u),
-                                                      u + 4 * (x + 4 * q));
+            const auto lanes = static_cast<__mmask16>(_pdep_u64(px >> (4 * q), 0x1111ull) * 15u);
+            // (no pointer past the row for quads beyond its end)
+            const __m512 corr = lanes ? _mm512_maskz_loadu_ps(lanes, u + 4 * (x + 4 * q)) : _mm512_setzero_ps();
             const __m512 v = _mm512_add_ps(_mm512_min_ps(_mm512_max_ps(_mm512_add_ps(base, corr), zero), top), half);
             return _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v));
         };

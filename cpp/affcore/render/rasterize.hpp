@@ -149,13 +149,15 @@ inline void draw_rows_avx512(const TriangleSetup& t, const PixelConstants& c, st
                 o1 = _mm512_cvtpd_ps(b1);
                 o2 = _mm512_cvtpd_ps(b2);
             }
-            const __m512 pairs = _mm512_castps256_ps512(o1);
-            const __m512 both = _mm512_insertf32x8(pairs, o2, 1);
+            const __m512 both = _mm512_insertf32x8(_mm512_castps256_ps512(o1), o2, 1);
+            const __m256 lo = _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(lo_pairs), both));
+            const __m256 hi = _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(hi_pairs), both));
             // pixel p's pair goes to floats 2p, 2p+1: each mask bit doubled
-            const unsigned m = nearer, m2 = static_cast<unsigned>(_pdep_u32(m, 0x5555u) * 3u);
+            const unsigned pair_mask = static_cast<unsigned>(_pdep_u32(nearer, 0x5555u) * 3u);
             float* bary = out.barycentrics + 2 * i;
-            _mm256_mask_storeu_ps(bary, static_cast<__mmask8>(m2 & 0xFFu), _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(lo_pairs), both)));
-            _mm256_mask_storeu_ps(bary + 8, static_cast<__mmask8>(m2 >> 8), _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(hi_pairs), both)));
+            _mm256_mask_storeu_ps(bary, static_cast<__mmask8>(pair_mask & 0xFFu), lo);
+            if (pair_mask >> 8)  // (no pointer past the buffer)
+                _mm256_mask_storeu_ps(bary + 8, static_cast<__mmask8>(pair_mask >> 8), hi);
         }
     }
 }

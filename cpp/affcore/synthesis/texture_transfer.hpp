@@ -75,7 +75,8 @@ inline __m128 lerp(__m128 a, __m128 b, __m128 f) {
 }
 #endif
 
-// Bilinear lookup with edge clamping, exactly as render::sample_bilinear (uint8, 3 channels).
+// Bilinear lookup with edge clamping, as render::sample_bilinear (uint8, 3 channels), with
+// its three lerps fused (lerp above): results may differ from it in the last bit.
 inline void sample_rgb(const Photo& im, float x, float y, float out[3]) {
     if (std::isnan(x) || std::isnan(y)) {
         out[0] = out[1] = out[2] = 0.0f;
@@ -132,6 +133,7 @@ struct FaceInputs {
     const float* barycentrics = nullptr;
     const float* depth = nullptr;
     const std::int32_t* triangles = nullptr;  // T x 3
+    std::size_t num_triangles = 0;            // T
     const std::int8_t* part = nullptr;        // T
     std::size_t num_vertices = 0;
     const float* source_screen = nullptr;  // V x 3: photo position (x, y) and depth under the fit
@@ -283,7 +285,9 @@ inline __m512i sample_rgb_avx512(const Photo& im, __m512 x, __m512 y, __mmask16 
     const __m512 half = _mm512_set1_ps(0.5f), top_u8 = _mm512_set1_ps(255.0f);
     __m512i packed = _mm512_setzero_si512();
     for (int c = 0; c < 3; ++c) {
-        auto channel = [&](__m512i g) { return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(g, 8 * c), byte)); };
+        auto channel = [&](__m512i g) {
+            return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(g, 8 * c), byte));
+        };
         const __m512 top = _mm512_fmadd_ps(fx, _mm512_sub_ps(channel(g01), channel(g00)), channel(g00));
         const __m512 bot = _mm512_fmadd_ps(fx, _mm512_sub_ps(channel(g11), channel(g10)), channel(g10));
         __m512 v = _mm512_fmadd_ps(fy, _mm512_sub_ps(bot, top), top);
@@ -355,7 +359,9 @@ inline int transfer_face_row_avx512(const FaceInputs& in, const FaceOutputs& out
         // barycentric pairs of 16 pixels: 32 floats, split into b1 and b2
         const unsigned pair_bits = static_cast<unsigned>(_pdep_u32(tail, 0x55555555u) * 3u);
         const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(pair_bits), in.barycentrics + 2 * i);
-        const __m512 hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(pair_bits >> 16), in.barycentrics + 2 * i + 16);
+        const __m512 hi = (pair_bits >> 16) ? _mm512_maskz_loadu_ps(static_cast<__mmask16>(pair_bits >> 16),
+                                                                   in.barycentrics + 2 * i + 16)
+                                            : _mm512_setzero_ps();  // (no pointer past the row)
         const __m512 b1 = _mm512_permutex2var_ps(lo, even, hi), b2 = _mm512_permutex2var_ps(lo, odd, hi);
         const __m512 b0 = _mm512_sub_ps(_mm512_sub_ps(one, b1), b2);
         const __m512i t3 = _mm512_mullo_epi32(t, three);
@@ -389,10 +395,12 @@ inline int transfer_face_row_avx512(const FaceInputs& in, const FaceOutputs& out
         __m512 shade = one;
         if (in.skin_shade) {
             __m512 k[3];
-            for (int v = 0; v < 3; ++v) k[v] = _mm512_mask_i32gather_ps(zero, covered & skin, vertex[v], in.skin_shade, 4);
+            for (int v = 0; v < 3; ++v)
+                k[v] = _mm512_mask_i32gather_ps(zero, covered & skin, vertex[v], in.skin_shade, 4);
             shade = _mm512_fmadd_ps(b2, k[2], _mm512_fmadd_ps(b1, k[1], _mm512_mul_ps(b0, k[0])));
         }
-        const __m512i rgb = sample_rgb_avx512(in.photo, pos[0], pos[1], covered & skin, in.skin_shade ? &shade : nullptr, simple);
+        const __m512i rgb =
+            sample_rgb_avx512(in.photo, pos[0], pos[1], covered & skin, in.skin_shade ? &shade : nullptr, simple);
         store_rgb_avx512(out.composite + 3 * i, simple, rgb);
         if (sums.whole) {
             // each block's run of lanes summed in a register, in column order; an
@@ -423,7 +431,8 @@ inline int transfer_face_row_avx512(const FaceInputs& in, const FaceOutputs& out
             const int l = __builtin_ctz(m);
             const float b1s = b1_l[l], b2s = b2_l[l];
             float colour[3];
-            face_pixel_colour(in, i + l, t_l[l], 1.0f - b1s - b2s, b1s, b2s, sx_l[l], sy_l[l], sz_l[l], normals, colour);
+            face_pixel_colour(in, i + l, t_l[l], 1.0f - b1s - b2s, b1s, b2s, sx_l[l], sy_l[l], sz_l[l], normals,
+                              colour);
             std::uint8_t* o = out.composite + 3 * (i + l);
             for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
         }
@@ -444,7 +453,9 @@ inline void transfer_face_row(const FaceInputs& in, const FaceOutputs& out, std:
                          static_cast<float>(row)};
     int col = 0;
 #if AFFCORE_TRANSFER_AVX512
-    col = transfer_face_row_avx512(in, out, row, sums, normals);
+    // (its gathers index triangles and vertices with 3 t and 3 v in 32-bit lanes)
+    if (3 * std::max(in.num_triangles, in.num_vertices) < (std::size_t{1} << 31))
+        col = transfer_face_row_avx512(in, out, row, sums, normals);
 #endif
     for (; col < W; ++col) {
         const std::size_t i = base + static_cast<std::size_t>(col);
@@ -600,8 +611,9 @@ inline int transfer_surround_row_avx512(const SurroundInputs& in, const Surround
     const int W = in.box_w;
     const std::size_t base = row * static_cast<std::size_t>(W);
     const long sr = static_cast<long>(row) - in.src_off_y;
-    const std::uint8_t* src_row =
-        sr >= 0 && sr < in.src_h ? in.src_covered + static_cast<std::size_t>(sr) * static_cast<std::size_t>(in.src_w) : nullptr;
+    const std::uint8_t* src_row = sr >= 0 && sr < in.src_h
+                                      ? in.src_covered + static_cast<std::size_t>(sr) * static_cast<std::size_t>(in.src_w)
+                                      : nullptr;
     const int* taps = reinterpret_cast<const int*>(up.tx.data());
     static_assert(sizeof(Tap) == 3 * sizeof(int), "Tap: i0, i1, f");
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -619,16 +631,17 @@ inline int transfer_surround_row_avx512(const SurroundInputs& in, const Surround
         __mmask16 fitted = 0;  // the fitted face covers the pixel in the photo
         if (src_row && open) {
             const long a = std::max<long>(col, in.src_off_x), b = std::min<long>(col + n, in.src_off_x + in.src_w);
-            if (a < b) {
-                const __mmask16 span = static_cast<__mmask16>(((1u << (b - a)) - 1u) << (a - col));
-                const __m128i cov = _mm_maskz_loadu_epi8(span, src_row + (col - in.src_off_x));
-                fitted = _mm_mask_cmpneq_epi8_mask(span, cov, _mm_setzero_si128());
+            if (a < b) {  // columns a..b-1 of the photo's coverage row, lanes a-col..b-col-1
+                const __mmask16 span = static_cast<__mmask16>((1u << (b - a)) - 1u);
+                const __m128i cov = _mm_maskz_loadu_epi8(span, src_row + (a - in.src_off_x));
+                fitted = static_cast<__mmask16>(_mm_mask_cmpneq_epi8_mask(span, cov, _mm_setzero_si128()) << (a - col));
             }
         }
         __mmask16 moved = 0;
         if (open) {
             const __m512i t3 = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(col), lane), three);
-            const __m512i i0 = _mm512_slli_epi32(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), open, t3, taps, 4), 1);
+            const __m512i i0 =
+                _mm512_slli_epi32(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), open, t3, taps, 4), 1);
             const __m512i i1 = _mm512_slli_epi32(
                 _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), open, _mm512_add_epi32(t3, one), taps, 4), 1);
             const __m512 f = _mm512_castsi512_ps(_mm512_mask_i32gather_epi32(
