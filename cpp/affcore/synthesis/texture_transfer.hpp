@@ -350,9 +350,15 @@ inline int transfer_face_row_avx512(const FaceInputs& in, const FaceOutputs& out
     const int* tris = reinterpret_cast<const int*>(in.triangles);
     alignas(64) float sx_l[16], sy_l[16], sz_l[16], b1_l[16], b2_l[16];
     alignas(64) std::int32_t t_l[16];
+    // The photo rows a dozen rows further down are fetched ahead: the gathers below read the
+    // photo near each pixel (the surface moves little), and waited on it (0.9x with this).
+    const long ahead_row = std::clamp<long>(in.box_y0 + static_cast<long>(row) + 12, 0, in.photo.height - 1);
+    const std::uint8_t* ahead = in.photo.rgb + static_cast<std::size_t>(ahead_row) * 3 * in.photo.width;
     for (int col = 0; col < W; col += 16) {
         const __mmask16 tail = W - col >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (W - col)) - 1u);
         const std::size_t i = base + static_cast<std::size_t>(col);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + 3 * std::clamp<long>(in.box_x0 + col, 0, in.photo.width - 1)),
+                     _MM_HINT_T0);
         const __m512i t = _mm512_maskz_loadu_epi32(tail, in.triangle_id + i);
         const __mmask16 covered = _mm512_mask_cmpge_epi32_mask(tail, t, _mm512_setzero_si512());
         if (!covered) continue;
