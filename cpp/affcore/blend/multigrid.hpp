@@ -818,7 +818,7 @@ private:
 
     // One row of smooth_half; with `act`, only in active tiles (u is zero elsewhere).
     void smooth_row(const MgGrid& g, Px* u, const Px* b, int j, int color, bool first,
-                           const std::uint8_t* act = nullptr) {
+                    const std::uint8_t* act = nullptr) {
         const std::size_t js = static_cast<std::size_t>(j);
         const int lo = g.lo[js], hi = g.hi[js];
         if (lo > hi) return;
