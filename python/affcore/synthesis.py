@@ -76,7 +76,11 @@ def _face_triangles(model: FaceModel):
     else:
         part[eyes] = SCLERA
     keep = part >= 0
-    return np.ascontiguousarray(tris[keep]), part[keep]
+    # Skin first (the model lists its quads' first triangles for every part, then their
+    # second ones): drawn before the mouth interior and the eyeballs, it hides most of them,
+    # and the rasterizer then rejects their triangles by depth before drawing a pixel.
+    order = np.argsort(part[keep], kind="stable")
+    return np.ascontiguousarray(tris[keep][order]), part[keep][order]
 
 
 # Model-dependent preparation, shared by every Synthesizer of the same model: which
