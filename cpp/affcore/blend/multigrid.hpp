@@ -439,16 +439,16 @@ public:
     // For a right-hand side that is zero outside a thin band (the residual of a guess that
     // is exact except along a mask's edge): one V-cycle whose fine-level work stays near
     // the band, with the coarse problem solved closer than one V-cycle would (coarse_solve:
-    // `coarse_cycles` V-cycles from a nested start), and no CG around it. What the V-cycle
-    // leaves is the smooth part of the coarse solve's error, so solving the coarse problem
-    // closer is what makes one cycle enough; away from the band the correction is the
-    // coarse one, interpolated where it is read (correction()), so no pass touches the
-    // whole fine grid. Measured on the synthesis pipeline's composites (280 targets: 30
-    // London and 10 wild photos, 7 expressions), against the converged solve: mean
-    // difference 0.007 (median) and 0.12 (largest) grey levels with one coarse cycle from
-    // the nested start, 0.007 and 0.13 with two from zero, as close as CG stopped at a
-    // relative residual of 3e-3 (0.11); one coarse cycle from zero left up to 0.26 (210
-    // London targets).
+    // nested iteration), and no CG around it. What the V-cycle leaves is the smooth part of
+    // the coarse solve's error, so solving the coarse problem closer is what makes one
+    // cycle enough; away from the band the correction is the coarse one, interpolated
+    // where it is read (correction()), so no pass touches the whole fine grid. Measured on
+    // the synthesis pipeline's composites (280 targets: 30 London and 10 wild photos, 7
+    // expressions), against the converged solve: mean difference 0.0065 (median) and 0.11
+    // (largest) grey levels, 8 at the worst pixel, as close as CG stopped at a relative
+    // residual of 3e-3 (0.11). Earlier coarse solves, for comparison: one level-1 V-cycle
+    // from a once-nested start 0.007 / 0.12 / 6 (1.1x the blend's time), two V-cycles
+    // from zero 0.007 / 0.13, one from zero up to 0.26 (210 London targets).
     //
     // Use: set fine().w and guess_support() as for solve(); prepare(true); local_tiles(), then
     // write fine().b over the returned tiles' columns of each row (every unknown there;
@@ -472,7 +472,7 @@ public:
         const int lo = g.lo[static_cast<std::size_t>(j)], hi = g.hi[static_cast<std::size_t>(j)];
         if (lo <= hi) active_runs(g, tiles, j, lo, hi, f);
     }
-    void solve_local(int coarse_cycles) {
+    void solve_local() {
         MgGrid& G = levels_.front();
         give_px(x_);
         const std::uint8_t* act = local_;
@@ -499,23 +499,25 @@ public:
             smooth_pair(G, x_.data(), G.b.data(), 0, k == 0, k + 1 == sweeps_, false, act);
         prezeroed_ = false;
         restrict_residual(G, C, act);
-        coarse_solve(coarse_cycles);
+        coarse_solve();
         prolong_add(C, G, x_.data(), act ? prolonged_.data() : nullptr);
         for (int k = 0; k < sweeps_; ++k) smooth_pair(G, x_.data(), G.b.data(), 1, false, false, false, act);
     }
 
-    // The coarse problem of solve_local (level 1: C u = C b), by `cycles` V-cycles that
-    // start from a nested guess: the problem restricted once more, solved there by one
-    // V-cycle, and prolonged. One V-cycle from that start lands as close as two from zero
-    // (see solve_local) for the cost of about one and a quarter. (A grid with no level 2
-    // takes `cycles` V-cycles from zero.)
-    void coarse_solve(int cycles) {
-        MgGrid& C = levels_[1];
-        if (levels_.size() < 3) {
-            for (int k = 0; k < cycles; ++k) vcycle(1, C.b.data(), C.u.data(), false, nullptr, k > 0);
+    // The coarse problem of solve_local (level 1: C u = C b), by nested iteration (full
+    // multigrid): level l's right-hand side is restricted to level l + 1, that problem is
+    // solved the same way, and its solution is prolonged as level l's start, which one
+    // V-cycle then improves; at level 1 two smoothing sweeps do instead of that V-cycle
+    // (its own coarse correction would mostly repeat the level-2 solve just done). On the
+    // synthesis pipeline's composites this lands closer to the converged solve than one
+    // level-1 V-cycle from the once-nested start, which cost 1.1x as much (see
+    // solve_local). The coarsest level is solved by its sweeps from zero.
+    void coarse_solve(std::size_t l = 1) {
+        MgGrid& C = levels_[l];
+        if (l + 1 == levels_.size()) {
+            vcycle(l, C.b.data(), C.u.data());
             return;
         }
-        MgGrid& D = levels_[2];
         // C's residual of u = 0 (C.r is zero outside the row ranges), restricted to D; and
         // u = 0 on C's unknowns, to take D's solution
         rows(C, [&](int, int lo, int hi, std::size_t base) {
@@ -528,10 +530,14 @@ public:
                 u[i] = Px::Zero();
             }
         });
+        MgGrid& D = levels_[l + 1];
         restrict_residual(C, D);
-        vcycle(2, D.b.data(), D.u.data());
+        coarse_solve(l + 1);
         prolong_add(D, C, C.u.data());
-        for (int k = 0; k < cycles; ++k) vcycle(1, C.b.data(), C.u.data(), false, nullptr, true);
+        if (l > 1)
+            vcycle(l, C.b.data(), C.u.data(), false, nullptr, true);
+        else
+            for (int k = 0; k < sweeps_; ++k) smooth_pair(C, C.u.data(), C.b.data(), 1, false);
     }
 
     // v = 0 over the storage columns of the tiles set in `flags` (sh x tiles(g)), grown by

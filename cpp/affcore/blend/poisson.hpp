@@ -354,9 +354,6 @@ inline BlendStats poisson_blend(const std::uint8_t* source, const std::uint8_t* 
     return st;
 }
 
-// Coarse V-cycles of poisson_blend_edge's solve, from the nested start (see
-// MaskedPoissonPcg::solve_local and coarse_solve).
-inline constexpr int kEdgeCoarseCycles = 1;
 // The most poisson_blend_edge takes the source to differ from the target along the mask's
 // edge (mean |S - T| over the pixels between the mask and its erosion, grey levels) for
 // one cycle to do; beyond it, it solves as poisson_blend() does. What one cycle leaves
@@ -531,7 +528,7 @@ inline BlendStats poisson_blend_edge(const std::uint8_t* source, const std::uint
             });
         }
     });
-    solver.solve_local(kEdgeCoarseCycles);
+    solver.solve_local();
     st.iterations = 1;
     st.solver = "edge";
 
