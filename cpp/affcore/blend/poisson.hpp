@@ -426,7 +426,7 @@ inline void write_corrected(const std::uint8_t* er, const std::uint8_t* s, const
 // residual then lies in a band along the erosion's edge only, by one multigrid cycle that
 // works at full resolution near that band alone (MaskedPoissonPcg::solve_local). The
 // solve is not iterated to a tolerance: on the synthesis pipeline's composites it lands
-// within 0.12 grey levels (mean over the mask, the largest over 280 targets; 0.007
+// within 0.11 grey levels (mean over the mask, the largest over 280 targets; 0.0065
 // median) of the converged solve, as close as poisson_blend() at a relative residual of
 // 3e-3. A source that differs from the target along the edge by more than kEdgeMismatch
 // is blended by poisson_blend() with `tolerance` instead (stats.solver says which); the
