@@ -553,6 +553,45 @@ public:
         }
     }
 
+    // f(a, e, quiet) for consecutive spans [a, e] that cover [lo, hi] of fine row j (within
+    // its range), in order. quiet: every channel of correction() there is below `limit` in
+    // magnitude, known without computing it: outside the prolonged tiles it is the coarse
+    // correction interpolated with non-negative weights that sum to one, so no larger than
+    // the coarse values it reads. (Most of a synthesized face: its correction is far below
+    // half a grey level away from the mask's edge.)
+    template <typename F>
+    void correction_spans(int j, int lo, int hi, float limit, F&& f) const {
+        if (!local_) {
+            f(lo, hi, false);
+            return;
+        }
+        const MgGrid& G = levels_.front();
+        const MgGrid& C = levels_[1];
+        const std::uint8_t* pt = prolonged_.data() + static_cast<std::size_t>(j) * static_cast<std::size_t>(tiles(G));
+        const int J = (j + 1) >> 1;
+        const Px* c0 = C.u.data() + C.at(0, J);
+        const Px* c1 = C.u.data() + C.at(0, (j & 1) ? J - 1 : J + 1);
+        int start = lo;
+        bool start_quiet = false;
+        for (int t0 = lo; t0 <= hi;) {
+            const int t = t0 / kTile, t1 = std::min(hi, (t + 1) * kTile - 1);
+            bool quiet = false;
+            if (!pt[t]) {
+                // prolonged() reads coarse columns [i >> 1, (i >> 1) + 1] for column i
+                Eigen::Array4f m = Eigen::Array4f::Zero();
+                for (int c = t0 >> 1; c <= (t1 >> 1) + 1; ++c) m = m.max(c0[c].abs()).max(c1[c].abs());
+                quiet = m.head<3>().maxCoeff() < limit;  // (false for NaN)
+            }
+            if (t0 > lo && quiet != start_quiet) {
+                f(start, t0 - 1, start_quiet);
+                start = t0;
+            }
+            start_quiet = quiet;
+            t0 = t1 + 1;
+        }
+        f(start, hi, start_quiet);
+    }
+
     // out[a..e] = the local solve's result on fine row j (a, e within the row's range).
     void correction(int j, int a, int e, Px* out) const {
         const MgGrid& G = levels_.front();

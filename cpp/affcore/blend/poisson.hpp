@@ -364,6 +364,39 @@ inline constexpr float kEdgeMismatch = 3.0f;
 
 namespace detail {
 
+#if AFFCORE_BLEND_AVX512
+// Byte mask of the RGB bytes of the pixels in a 16-pixel mask.
+inline __mmask64 rgb_bytes(__mmask16 px) { return _pdep_u64(px, 0x0000249249249249ull) * 7u; }
+
+// Pixels x .. x + 15 of (er ? s : t), as 48 RGB bytes; px: the pixels to load.
+inline __m512i selected_rgb(const std::uint8_t* er, const std::uint8_t* s, const std::uint8_t* t, int x,
+                            __mmask16 px) {
+    const __mmask64 bytes = rgb_bytes(px);
+    const __mmask16 from_source =
+        _mm_mask_cmpneq_epi8_mask(px, _mm_maskz_loadu_epi8(px, er + x), _mm_setzero_si128());
+    return _mm512_mask_blend_epi8(rgb_bytes(from_source), _mm512_maskz_loadu_epi8(bytes, t + 3 * x),
+                                  _mm512_maskz_loadu_epi8(bytes, s + 3 * x));
+}
+#endif
+
+// The edge blend's result over pixels [lo, hi] of a box row where its correction is below
+// half a grey level: er ? s : t (what write_corrected() rounds to there).
+inline void write_selected(const std::uint8_t* er, const std::uint8_t* s, const std::uint8_t* t, int lo, int hi,
+                           std::uint8_t* o) {
+    int x = lo;
+#if AFFCORE_BLEND_AVX512
+    for (; x <= hi; x += 16) {
+        const int n = std::min(16, hi - x + 1);
+        const __mmask16 px = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+        _mm512_mask_storeu_epi8(o + 3 * x, rgb_bytes(px), selected_rgb(er, s, t, x, px));
+    }
+#endif
+    for (; x <= hi; ++x) {
+        const std::uint8_t* base = er[x] ? s : t;
+        for (int c = 0; c < 3; ++c) o[3 * x + c] = base[3 * x + c];
+    }
+}
+
 // The edge blend's result over pixels [lo, hi] of a box row: (er ? s : t) + u, rounded to
 // nearest and clamped to [0, 255]. s, t, o: RGB bytes; u: four floats per pixel (RGB and
 // an unused lane); er: 0/1 per pixel.
@@ -386,12 +419,8 @@ inline void write_corrected(const std::uint8_t* er, const std::uint8_t* s, const
     for (; x <= hi; x += 16) {
         const int n = std::min(16, hi - x + 1);
         const __mmask16 px = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
-        const __mmask64 bytes = _pdep_u64(px, 0x0000249249249249ull) * 7u;
-        const __mmask16 from_source =
-            _mm_mask_cmpneq_epi8_mask(px, _mm_maskz_loadu_epi8(px, er + x), _mm_setzero_si128());
-        const __m512i rgb = _mm512_mask_blend_epi8(_pdep_u64(from_source, 0x0000249249249249ull) * 7u,
-                                                   _mm512_maskz_loadu_epi8(bytes, t + 3 * x),
-                                                   _mm512_maskz_loadu_epi8(bytes, s + 3 * x));
+        const __mmask64 bytes = rgb_bytes(px);
+        const __m512i rgb = selected_rgb(er, s, t, x, px);
         const __m512i rgb0 = _mm512_maskz_permutexvar_epi8(0x7777777777777777ull, to_rgb0, rgb);
         // pixels 4q .. 4q + 3 (q an immediate operand of the lane extract and insert)
         auto quad = [&](__m128i rgb0_q, int q) {
@@ -541,13 +570,20 @@ inline BlendStats poisson_blend_edge(const std::uint8_t* source, const std::uint
             const int lo = std::max(G.lo[static_cast<std::size_t>(y)], 1);
             const int hi = std::min(G.hi[static_cast<std::size_t>(y)], bw - 2);
             if (lo > hi) continue;
-            solver.correction(y, lo, hi, corr.data());
             const float* u = corr.data()->data();
             const std::uint8_t* er = erow(y);
             const std::uint8_t* s = srow(y);
             const std::uint8_t* t = trow(y);
             std::uint8_t* o = im.orow(y0 + y) + 3 * static_cast<std::size_t>(x0);
-            detail::write_corrected(er, s, t, u, lo, hi, o);
+            // where the correction is below 0.49, it rounds away: the same bytes unread
+            solver.correction_spans(y, lo, hi, 0.49f, [&](int a, int z, bool quiet) {
+                if (quiet) {
+                    detail::write_selected(er, s, t, a, z, o);
+                } else {
+                    solver.correction(y, a, z, corr.data());
+                    detail::write_corrected(er, s, t, u, a, z, o);
+                }
+            });
         }
     });
     return st;
