@@ -379,8 +379,13 @@ inline __m512i selected_rgb(const std::uint8_t* er, const std::uint8_t* s, const
 }
 #endif
 
+// A correction below this in magnitude leaves write_corrected()'s result at the integer it
+// corrects: an integer plus less than half, rounded to nearest (kept clear of 0.5 itself,
+// which the float additions could round onto).
+inline constexpr float kRoundsAway = 0.49f;
+
 // The edge blend's result over pixels [lo, hi] of a box row where its correction is below
-// half a grey level: er ? s : t (what write_corrected() rounds to there).
+// kRoundsAway: er ? s : t (what write_corrected() rounds to there).
 inline void write_selected(const std::uint8_t* er, const std::uint8_t* s, const std::uint8_t* t, int lo, int hi,
                            std::uint8_t* o) {
     int x = lo;
@@ -575,8 +580,8 @@ inline BlendStats poisson_blend_edge(const std::uint8_t* source, const std::uint
             const std::uint8_t* s = srow(y);
             const std::uint8_t* t = trow(y);
             std::uint8_t* o = im.orow(y0 + y) + 3 * static_cast<std::size_t>(x0);
-            // where the correction is below 0.49, it rounds away: the same bytes unread
-            solver.correction_spans(y, lo, hi, 0.49f, [&](int a, int z, bool quiet) {
+            // where the correction is below kRoundsAway, it rounds away: the same bytes unread
+            solver.correction_spans(y, lo, hi, detail::kRoundsAway, [&](int a, int z, bool quiet) {
                 if (quiet) {
                     detail::write_selected(er, s, t, a, z, o);
                 } else {
