@@ -793,8 +793,12 @@ inline void deform_project(const float* base, const float* basis, const double* 
             w.push_back(static_cast<float>(weights[k]));
         }
     render::parallel_ranges(N, std::max(1u, threads), [&](std::size_t a, std::size_t b, unsigned) {
-        constexpr std::size_t kChunk = 512;
-        float buf[3 * kChunk];
+        // Each weight's basis is read in runs of kChunk vertices (96 KB): long enough runs for
+        // the hardware prefetcher, whose restarts at every run dominated with 6 KB runs when
+        // the basis comes from memory (a photo's identity: 100 weights, 27 MB; 0.85x).
+        constexpr std::size_t kChunk = 8192;
+        std::vector<float> chunk(3 * std::min(kChunk, b - a));
+        float* buf = chunk.data();
         for (std::size_t c0 = a; c0 < b; c0 += kChunk) {
             const std::size_t c1 = std::min(b, c0 + kChunk), n = 3 * (c1 - c0);
             std::copy(base + 3 * c0, base + 3 * c1, buf);
