@@ -43,6 +43,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -568,9 +569,7 @@ public:
         const MgGrid& G = levels_.front();
         const MgGrid& C = levels_[1];
         const std::uint8_t* pt = prolonged_.data() + static_cast<std::size_t>(j) * static_cast<std::size_t>(tiles(G));
-        const int J = (j + 1) >> 1;
-        const Px* c0 = C.u.data() + C.at(0, J);
-        const Px* c1 = C.u.data() + C.at(0, (j & 1) ? J - 1 : J + 1);
+        const auto [c0, c1] = coarse_rows(C, j);
         int start = lo;
         bool start_quiet = false;
         for (int t0 = lo; t0 <= hi;) {
@@ -603,9 +602,7 @@ public:
         const std::uint8_t* pt = prolonged_.data() + static_cast<std::size_t>(j) * static_cast<std::size_t>(tiles(G));
         const MgGrid& C = levels_[1];
         const float* wr = G.w.data() + G.at(0, j);
-        const int J = (j + 1) >> 1;
-        const Px* c0 = C.u.data() + C.at(0, J);
-        const Px* c1 = C.u.data() + C.at(0, (j & 1) ? J - 1 : J + 1);
+        const auto [c0, c1] = coarse_rows(C, j);
         for (int t0 = a; t0 <= e;) {
             const int t = t0 / kTile, t1 = std::min(e, (t + 1) * kTile - 1);
             if (pt[t]) {
@@ -1034,12 +1031,18 @@ private:
         return 0.75f * a + 0.25f * b;
     }
 
+    // The rows of C.u that prolonged() blends for fine row j: the nearer (weight 3/4) and
+    // the farther (1/4).
+    static std::pair<const Px*, const Px*> coarse_rows(const MgGrid& C, int j) {
+        const int J = (j + 1) >> 1;
+        return {C.u.data() + C.at(0, J), C.u.data() + C.at(0, (j & 1) ? J - 1 : J + 1)};
+    }
+
     // F.u += P C.u on fine unknowns; with `tiles`, only in those tiles of F.
     void prolong_add(const MgGrid& C, const MgGrid& F, Px* u, const std::uint8_t* tiles = nullptr) {
         rows(F, [&](int j, int lo, int hi, std::size_t base) {
-            const int J = (j + 1) >> 1;
-            const Px* c0 = C.u.data() + C.at(0, J);
-            const Px* c1 = C.u.data() + C.at(0, (j & 1) ? J - 1 : J + 1);
+            const Px *c0, *c1;  // (captured below: no structured binding)
+            std::tie(c0, c1) = coarse_rows(C, j);
             Px* ur = u + base;
             const float* wr = F.w.data() + base;
             active_runs(F, tiles, j, lo, hi, [&](int a, int e) {
