@@ -221,8 +221,12 @@ def bad_folder(data, tmp_path_factory):
     if len(photos) < 2:
         pytest.skip("London photos missing")
     d = tmp_path_factory.mktemp("bad")
-    for p in photos:
-        Image.open(p).resize((320, 320), Image.LANCZOS).save(d / p.name, quality=92)
+    pair = Image.new("RGB", (640, 320))
+    for k, p in enumerate(photos):
+        face = Image.open(p).resize((320, 320), Image.LANCZOS)
+        face.save(d / p.name, quality=92)
+        pair.paste(face, (320 * k, 0))
+    pair.save(d / "pair.png")  # two people: which one is meant is ambiguous
     raw = photos[0].read_bytes()
     (d / "truncated.jpg").write_bytes(raw[: len(raw) // 3])
     (d / "notes.jpg").write_text("this is not an image\n")
@@ -240,11 +244,12 @@ def test_bad_inputs_are_recorded(bad_folder, model, tmp_path):
             "--model", str(model.path), "-q"]
     assert main(args) == 0
     rows = {r["source"]: r for r in _manifest(out)}
-    assert len(rows) == 6 and "readme.txt" not in rows
+    assert len(rows) == 7 and "readme.txt" not in rows
     ok = [s for s, r in rows.items() if r["status"] == "ok"]
     assert sorted(ok) == sorted(p.name for p in bad_folder.glob("*_neutral.jpg"))
     assert all(rows[s]["face"] == "detected" and (out / rows[s]["output"]).is_file() for s in ok)
     assert "no face detected" in rows["grey.png"]["error"]
+    assert "2 faces of similar size" in rows["pair.png"]["error"]
     assert "needs at least 32x32" in rows["pixel.png"]["error"]
     assert "not a readable image" in rows["notes.jpg"]["error"]
     assert rows["truncated.jpg"]["status"] == "failed" and rows["truncated.jpg"]["error"]

@@ -108,6 +108,38 @@ def test_synthesize_goes_on_past_a_bad_photo_and_names_it_once(data, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["barack_obama_happiness.png"]
 
 
+def test_synthesize_refuses_a_photo_of_two_people(data, tmp_path):
+    a = Image.open(data / "faces" / "london" / "005_neutral.jpg").resize((400, 400))
+    b = Image.open(data / "faces" / "london" / "008_neutral.jpg").resize((400, 400))
+    pair = Image.new("RGB", (800, 400))
+    pair.paste(a, (0, 0))
+    pair.paste(b, (400, 0))
+    pair.save(tmp_path / "pair.png")
+    r = run("synthesize", tmp_path / "pair.png", "--expression", "happiness", "--out", tmp_path / "out")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "pair.png: 2 faces of similar size detected" in r.stderr and "--landmarks" in r.stderr, r.stderr
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_out_of_disc_va_warns_once_on_one_line(data, tmp_path):
+    r = run("synthesize", data / "faces" / "wild" / "barack_obama.jpg", "--va", "1.5,0", "--out", tmp_path, "-q")
+    assert r.returncode == 0
+    assert r.stderr.strip() == ("affcore synthesize: warning: (valence, arousal) = (1.5, 0) lies outside the unit "
+                                "disc; clamped radially to radius 1"), r.stderr
+    assert (tmp_path / "barack_obama_va_+1.50_+0.00.png").is_file()
+
+
+@pytest.mark.parametrize("out, fps, words", [("seq.avi", "30", ["seq.avi", ".mp4"]), ("seq.mp4", "0", ["fps"]),
+                                             ("seq.mp4", "nan", ["fps"])])
+def test_sequence_refuses_a_bad_output_before_fitting(data, tmp_path, out, fps, words):
+    # a missing photo: had the output been checked only after rendering, the photo's error
+    # would come first
+    r = run("sequence", tmp_path / "missing.jpg", "--path", "0,0;0.5,0.5", "--frames", "3", "--fps", fps,
+            "--out", tmp_path / out)
+    assert_one_line_error(r, *words)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("args, words", [
     (["--expression", "joy"], ["valid names", "happiness"]),
     (["--expression", "happiness", "--intensity", "2"], ["intensity"]),

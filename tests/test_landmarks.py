@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from affcore.errors import LandmarkError, NoFaceError
+from affcore.errors import LandmarkError, NoFaceError, SeveralFacesError
+from affcore.fitting import fit
 from affcore.images import read_image
-from affcore.landmarks import (detect_faces, detect_landmarks, inter_ocular_distance, load_landmarks, read_pts,
-                               validate_landmarks)
+from affcore.landmarks import (BACKGROUND_FACE_RATIO, detect_faces, detect_landmarks, inter_ocular_distance,
+                               load_landmarks, read_pts, validate_landmarks)
 
 
 def test_landmarks_on_a_london_photo_are_anatomically_ordered(data, landmark_cache):
@@ -26,18 +27,42 @@ def test_detection_on_a_downscaled_copy_matches_the_hand_labels(data):
     assert err < 0.08
 
 
-def test_several_faces_largest_first(data):
+def _two_faces(data, step_small):
+    """A canvas with London person 005 at a third of its size (left) and 008 at
+    1/step_small (right)."""
     a = read_image(data / "faces" / "london" / "005_neutral.jpg")[::3, ::3]
-    b = read_image(data / "faces" / "london" / "008_neutral.jpg")[::5, ::5]
+    b = read_image(data / "faces" / "london" / "008_neutral.jpg")[::step_small, ::step_small]
     canvas = np.full((500, 800, 3), 200, np.uint8)
     canvas[25:475, 0:450] = a
-    canvas[100:370, 500:770] = b
+    canvas[100:100 + b.shape[0], 500:500 + b.shape[1]] = b
+    return canvas
+
+
+def test_several_faces_of_similar_size_are_refused(data):
+    canvas = _two_faces(data, 5)
     boxes = detect_faces(canvas)
     assert len(boxes) == 2
     assert boxes[0, 2] < 450 < boxes[1, 0]  # the larger face (left) comes first
-    faces = detect_landmarks(canvas, all_faces=True)
+    width = boxes[:, 2] - boxes[:, 0]
+    assert width[1] >= BACKGROUND_FACE_RATIO * width[0]
+    with pytest.raises(SeveralFacesError, match=r"2 faces of similar size detected, boxes \(\d+, \d+\)"):
+        detect_landmarks(canvas)
+    with pytest.raises(SeveralFacesError):
+        fit(canvas)
+    faces = detect_landmarks(canvas, all_faces=True)  # every face, for the caller to choose
     assert len(faces) == 2
-    np.testing.assert_array_equal(faces[0], detect_landmarks(canvas))
+    assert faces[0][:, 0].max() < 450 < faces[1][:, 0].min()
+
+
+def test_a_small_face_in_the_background_is_ignored(data):
+    canvas = _two_faces(data, 7)
+    boxes = detect_faces(canvas)
+    assert len(boxes) == 2
+    width = boxes[:, 2] - boxes[:, 0]
+    assert width[1] < BACKGROUND_FACE_RATIO * width[0]
+    lm = detect_landmarks(canvas)
+    np.testing.assert_array_equal(lm, detect_landmarks(canvas, all_faces=True)[0])
+    assert lm[:, 0].max() < 450  # the large face, on the left
 
 
 def test_no_face_raises(data):

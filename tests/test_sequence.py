@@ -87,6 +87,17 @@ def test_outside_the_unit_disc_is_clamped_with_a_warning(synth):
     assert np.array_equal(far, edge)
 
 
+def test_a_path_outside_the_disc_warns_once(synth):
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        frames = render_va(synth, [(0.5, 0.0), (1.5, 0.0), (0.0, 2.0), (1.0, 0.0)])
+    assert [str(w.message) for w in said] == [
+        "2 of 4 (valence, arousal) points lie outside the unit disc (farthest: (0, 2)); clamped radially to radius 1"]
+    assert np.array_equal(frames[1], frames[3])  # (1.5, 0) is rendered as (1, 0)
+    with pytest.raises(ValueError, match="finite"):
+        render_va(synth, [(0.0, float("nan"))])
+
+
 @pytest.mark.parametrize("text", ["", "0,0;0.8", "a,b", "0,0;;1,1", "0,0,0"])
 def test_malformed_paths(text):
     with pytest.raises(ValueError):

@@ -556,7 +556,7 @@ def _process_item(item: Item) -> dict:
     import cv2
 
     from .images import as_rgb8, read_image
-    from .landmarks import detect_faces, landmarks_in_box
+    from .landmarks import detect_faces, landmarks_in_box, single_face_box
     from .synthesis import Synthesizer
 
     cfg = _W["config"]
@@ -588,15 +588,11 @@ def _process_item(item: Item) -> dict:
             lm, face = landmarks_in_box(image, np.asarray(item.box) * scale), "box"
         else:
             boxes = detect_faces(image)
-            if len(boxes):
-                lm, face = landmarks_in_box(image, boxes[0]), "detected"
-            elif item.array is not None:
+            if len(boxes) == 0 and item.array is not None:
                 # a crop is a face: when the detector misses it, the whole crop is the box
                 lm, face = landmarks_in_box(image, (0, 0, w - 1, h - 1)), "whole_crop"
             else:
-                from .errors import NoFaceError
-
-                raise NoFaceError("no face detected")
+                lm, face = landmarks_in_box(image, single_face_box(boxes)), "detected"
         rec["face"] = face
         synth = Synthesizer(image, landmarks=lm, model=_W["model"], threads=1, shading=_W.get("shading"))
         f = synth.fit

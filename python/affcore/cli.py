@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -112,10 +113,11 @@ def _cmd_synthesize(args) -> int:
             failures += 1
             # image errors already start with the file's name
             message = str(e) if str(e).startswith(str(photo)) else f"{photo}: {e}"
-            bar.write(f"affcore synthesize: {message}")
+            bar.write(f"affcore synthesize: {message}", file=sys.stderr)
     bar.close()
     if not args.quiet:
-        print(f"wrote {(len(args.photos) - failures) * len(targets)} images to {out}"
+        n = (len(args.photos) - failures) * len(targets)
+        print(f"wrote {n} image{'' if n == 1 else 's'} to {out}"
               + (f"; {failures} photo(s) failed" if failures else ""))
     return 1 if failures else 0
 
@@ -170,10 +172,11 @@ def _cmd_shading_build(args) -> int:
 def _cmd_sequence(args) -> int:
     from . import affect
     from .images import write_image
-    from .sequence import path_plot, render_va, write_sequence
+    from .sequence import check_sequence_output, path_plot, render_va, write_sequence
 
     corners = affect.parse_va_path(args.path)
     points = affect.va_path(corners, args.frames)
+    check_sequence_output(args.out, args.fps)  # before the fit and the frames, not after
     synth = _photo_synthesizer(args)
     frames = render_va(synth, points, progress=not args.quiet)
     out = write_sequence(frames, args.out, args.fps)
@@ -305,6 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(command: str):
+    """A warnings.showwarning for the command line: each distinct message once, on one
+    line of stderr, without the source line Python would print under it."""
+    said = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if text not in said:
+            said.add(text)
+            print(f"affcore {command}: warning: {text}", file=sys.stderr)
+
+    return show
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -313,7 +330,9 @@ def main(argv=None) -> int:
     from .errors import AffcoreError
 
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return args.func(args)
     except (CommandError, AffcoreError, ValueError, OSError, TypeError) as e:
         print(f"affcore {args.command}: error: {e}", file=sys.stderr)
         return 2

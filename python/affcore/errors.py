@@ -18,5 +18,9 @@ class NoFaceError(AffcoreError, ValueError):
     """No face was detected in an image."""
 
 
+class SeveralFacesError(AffcoreError, ValueError):
+    """Several faces of similar size were detected, so which one is meant is ambiguous."""
+
+
 class LandmarkError(AffcoreError, ValueError):
     """Landmarks of the wrong shape, dtype or with non-finite values."""

@@ -209,7 +209,8 @@ def fit_landmarks_batch(landmarks, model: FaceModel | None = None, *, threads: i
 
 
 def fit(image, landmarks=None, model: FaceModel | None = None, **kwargs) -> FitResult:
-    """Fit the face model to the largest face in ``image`` ((H, W, 3) uint8 RGB).
+    """Fit the face model to the face in ``image`` ((H, W, 3) uint8 RGB; see
+    :func:`affcore.landmarks.detect_landmarks` for photos with several faces).
 
     ``landmarks`` (68, 2) skips detection. Other keyword arguments go to :func:`fit_landmarks`.
     """

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LandmarkError, NoFaceError
+from .errors import LandmarkError, NoFaceError, SeveralFacesError
 from .images import as_rgb8
 
 #: Faces are searched on a copy whose longer side is at most this many pixels; the
@@ -23,6 +23,10 @@ DETECTION_MAX_SIDE = 800
 #: Images whose longer side is below this are upsampled once by the detector, which
 #: otherwise misses faces smaller than about 80 pixels.
 DETECTION_UPSAMPLE_BELOW = 400
+#: With several faces detected, the largest is the photo's face only when every other
+#: face's box is narrower than this fraction of its width (faces in the background);
+#: otherwise which face is meant is ambiguous, and :func:`single_face_box` refuses.
+BACKGROUND_FACE_RATIO = 0.5
 
 
 def model_files():
@@ -68,6 +72,31 @@ def detect_faces(image: np.ndarray) -> np.ndarray:
     return boxes[order]
 
 
+def single_face_box(boxes) -> np.ndarray:
+    """The box of the one face a photo shows, from :func:`detect_faces`' boxes (largest
+    first): the largest, when any other face is a small one in the background (narrower
+    than :data:`BACKGROUND_FACE_RATIO` of it).
+
+    Raises
+    ------
+    NoFaceError : no box.
+    SeveralFacesError : two or more faces of similar size; the message gives their boxes.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        raise NoFaceError("no face detected in the image")
+    widths = boxes[:, 2] - boxes[:, 0]
+    similar = np.flatnonzero(widths >= BACKGROUND_FACE_RATIO * widths[0])
+    if len(similar) > 1:
+        listed = ", ".join("({:.0f}, {:.0f})-({:.0f}, {:.0f})".format(*boxes[k]) for k in similar)
+        raise SeveralFacesError(
+            f"{len(similar)} faces of similar size detected, boxes {listed} (left, top)-(right, bottom); "
+            "affcore works on one face per photo: crop the photo to one face, or pass that face's "
+            "landmarks (landmarks=, --landmarks FILE; detect_landmarks(image, all_faces=True) gives "
+            "every face's)")
+    return boxes[0]
+
+
 def landmarks_in_box(image: np.ndarray, box) -> np.ndarray:
     """The 68 landmarks (68, 2) float64 of the face in ``box`` (left, top, right, bottom)."""
     import dlib
@@ -86,7 +115,7 @@ def detect_landmarks(image: np.ndarray, all_faces: bool = False):
     ----------
     image : (H, W, 3) uint8 RGB (other layouts are converted, see :func:`affcore.images.as_rgb8`).
     all_faces : return every face (a list of (68, 2) arrays, largest first) instead of
-        only the largest one.
+        the photo's one face (see :func:`single_face_box`).
 
     Returns
     -------
@@ -95,13 +124,14 @@ def detect_landmarks(image: np.ndarray, all_faces: bool = False):
     Raises
     ------
     NoFaceError : no face was found.
+    SeveralFacesError : without ``all_faces``, two or more faces of similar size.
     """
     image = as_rgb8(image)
     boxes = detect_faces(image)
+    if not all_faces:
+        return landmarks_in_box(image, single_face_box(boxes))
     if len(boxes) == 0:
         raise NoFaceError("no face detected in the image")
-    if not all_faces:
-        return landmarks_in_box(image, boxes[0])
     return [landmarks_in_box(image, b) for b in boxes]
 
 

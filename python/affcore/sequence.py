@@ -7,6 +7,7 @@ targets. The VA -> expression mapping itself is :func:`affcore.affect.va_to_blen
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,18 @@ def render_va(synth: Synthesizer, points, progress: bool = False) -> list[np.nda
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"points: expected shape (N, 2), got {pts.shape}")
-    return [synth.render(va=(v, a)) for v, a in tqdm(pts, unit="frame", disable=not progress)]
+    if not np.isfinite(pts).all():
+        raise ValueError("points: valence and arousal must be finite")
+    outside = np.hypot(pts[:, 0], pts[:, 1]) > 1.0
+    if outside.any():
+        # one warning for the list, not one per point
+        k = int(np.argmax(np.hypot(pts[:, 0], pts[:, 1])))
+        warnings.warn(f"{int(outside.sum())} of {len(pts)} (valence, arousal) points lie outside the unit disc "
+                      f"(farthest: ({pts[k, 0]:g}, {pts[k, 1]:g})); clamped radially to radius 1",
+                      UserWarning, stacklevel=2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\(valence, arousal\) = .* lies outside the unit disc")
+        return [synth.render(va=(v, a)) for v, a in tqdm(pts, unit="frame", disable=not progress)]
 
 
 def va_grid(n: int) -> np.ndarray:
@@ -129,18 +141,28 @@ def path_plot(path_points, frame_points, size: int = 360) -> np.ndarray:
     return img
 
 
+def check_sequence_output(out: str | os.PathLike, fps: float = 30.0) -> Path:
+    """Check what :func:`write_sequence` would be asked to write, before any frame is
+    rendered: ``out`` a ``.mp4`` file or a folder (no other suffix), ``fps`` a finite
+    number > 0. Returns ``out`` as a Path; raises ValueError naming the problem."""
+    out = Path(out)
+    if out.suffix and out.suffix.lower() != ".mp4":
+        raise ValueError(f"{out}: expected a folder or a .mp4 file")
+    if not (isinstance(fps, (int, float, np.integer, np.floating)) and np.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a finite number > 0, got {fps}")
+    return out
+
+
 def write_sequence(frames, out: str | os.PathLike, fps: float = 30.0) -> Path:
     """Write frames as an MP4 video (``out`` ending in ``.mp4``) or as numbered PNGs in the
     folder ``out`` (``frame_0000.png`` ...). The video is written to a temporary file and
     renamed, so an interrupted run leaves no half-written video."""
     import cv2
 
-    out = Path(out)
+    out = check_sequence_output(out, fps)
     frames = [as_rgb8(f) for f in frames]
     if not frames:
         raise ValueError("no frames to write")
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
     if out.suffix.lower() == ".mp4":
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.stem}.partial.mp4")
@@ -155,8 +177,6 @@ def write_sequence(frames, out: str | os.PathLike, fps: float = 30.0) -> Path:
             writer.release()
         os.replace(tmp, out)
         return out
-    if out.suffix:
-        raise ValueError(f"{out}: expected a folder or a .mp4 file")
     out.mkdir(parents=True, exist_ok=True)
     for k, f in enumerate(frames):
         write_image(out / f"frame_{k:04d}.png", f)

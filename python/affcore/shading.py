@@ -183,7 +183,7 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
     ----------
     photos : (image path or (H, W, 3) uint8 array, expression, person id) triples, e.g.
         :func:`read_labelled_photos`. Each person needs at least one ``"neutral"`` photo;
-        photos without a detected face are skipped.
+        photos without a detected face, or with several faces of similar size, are skipped.
     model : the face model (default: :func:`affcore.model.load_model`).
     min_people : a vertex's ratio counts when at least this many people show it.
     strength : fraction of the ratio rendered, in [0, 2] (default 0.7, see DEFAULT_STRENGTH).
@@ -194,7 +194,7 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
     """
     from tqdm import tqdm
 
-    from .errors import NoFaceError
+    from .errors import NoFaceError, SeveralFacesError
     from .images import read_image
     from .landmarks import detect_landmarks
     from .model import load_model
@@ -212,7 +212,7 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
         img = read_image(image) if isinstance(image, (str, Path)) else image
         try:
             synth = Synthesizer(img, landmarks=detect_landmarks(img), model=model, threads=1)
-        except NoFaceError:
+        except (NoFaceError, SeveralFacesError):
             skipped += 1
             continue
         samples.setdefault((str(person), e), []).append(_vertex_brightness(synth))
@@ -248,7 +248,7 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
         people.append(int(count.max()))
     if not expressions:
         raise ValueError(f"expression shading: no expression has neutral and expression photos of {min_people}+ people "
-                         f"({len(photos)} photos, {skipped} without a face)")
+                         f"({len(photos)} photos, {skipped} without one face)")
     full = np.zeros((len(expressions), model.num_vertices), np.float32)
     full[:, mesh.vertices] = np.asarray(ratios, np.float32)
     return ExpressionShading(tuple(expressions), full, np.asarray(people, np.int32), float(strength))

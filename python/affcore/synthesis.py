@@ -142,7 +142,9 @@ class Synthesizer:
     ----------
     image : (H, W, 3) uint8 RGB photo of a (preferably neutral, frontal) face. Grey, RGBA
         and 16-bit images are converted.
-    landmarks : (68, 2) iBUG landmarks in pixels; detected with dlib when omitted.
+    landmarks : (68, 2) iBUG landmarks in pixels; detected with dlib when omitted (a photo
+        of several people of similar size raises SeveralFacesError: give the landmarks of
+        the face meant, see :func:`affcore.landmarks.detect_landmarks`).
     model : the face model; default :func:`affcore.load_model`.
     fit_result : an existing fit of this image, to skip fitting.
     keep_resting_face : how a target meets the expression fitted to the photo. True
