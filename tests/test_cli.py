@@ -85,6 +85,17 @@ def test_synthesize_all_writes_every_expression_and_a_sheet(data, tmp_path):
     assert names == expected
     sheet = np.asarray(Image.open(tmp_path / "barack_obama_sheet.png"))
     assert sheet.shape[0] > 300 and sheet.shape[1] >= 1000
+    # the tiles show the face: the first is the original's face box, scaled to 320 wide
+    import cv2
+
+    from affcore import fit, read_image
+    from affcore.sequence import face_crop_box
+
+    photo = read_image(data / "faces" / "wild" / "barack_obama.jpg")
+    x0, y0, x1, y1 = face_crop_box(fit(photo).landmarks, photo.shape)
+    assert (x1 - x0) < 0.8 * photo.shape[1]
+    face = cv2.resize(photo[y0:y1, x0:x1], (320, round((y1 - y0) * 320 / (x1 - x0))), interpolation=cv2.INTER_AREA)
+    assert np.abs(sheet[:face.shape[0], :320].astype(int) - face).mean() < 1.0
 
 
 def test_synthesize_va_and_aus_names(data, tmp_path):

@@ -81,6 +81,7 @@ def _cmd_synthesize(args) -> int:
     from .images import read_image, write_image
     from .landmarks import load_landmarks
     from .model import load_model
+    from .sequence import face_crop_box
     from .sheet import contact_sheet
     from .synthesis import Synthesizer
 
@@ -108,7 +109,9 @@ def _cmd_synthesize(args) -> int:
                 names.append(suffix)
                 bar.update(1)
             if args.all:
-                write_image(out / f"{stem}_sheet.png", contact_sheet([image] + rendered, ["original"] + names))
+                box = face_crop_box(synth.fit.landmarks, image.shape)  # the face, large enough to see
+                write_image(out / f"{stem}_sheet.png",
+                            contact_sheet([image] + rendered, ["original"] + names, box=box))
         except (ValueError, OSError) as e:
             failures += 1
             # image errors already start with the file's name

@@ -6,13 +6,16 @@ import numpy as np
 from .images import as_rgb8
 
 
-def contact_sheet(images, labels, *, columns: int | None = None, tile: int = 320) -> np.ndarray:
+def contact_sheet(images, labels, *, box=None, columns: int | None = None, tile: int = 320) -> np.ndarray:
     """A grid of ``images`` (each scaled to ``tile`` pixels wide) with a label under each.
 
     Parameters
     ----------
     images : sequence of (H, W, 3) uint8 arrays.
     labels : one string per image.
+    box : optional (x0, y0, x1, y1) pixels (x1, y1 exclusive) cut from every image before
+        scaling, e.g. the face (:func:`affcore.sequence.face_crop_box`), so that what
+        differs between the images is large enough to see.
     columns : tiles per row (default: up to 4).
     tile : width of each tile in pixels.
     """
@@ -26,6 +29,11 @@ def contact_sheet(images, labels, *, columns: int | None = None, tile: int = 320
     scaled = []
     for im in images:
         im = as_rgb8(im)
+        if box is not None:
+            x0, y0, x1, y1 = (int(v) for v in box)
+            if not (0 <= x0 < x1 <= im.shape[1] and 0 <= y0 < y1 <= im.shape[0]):
+                raise ValueError(f"box {tuple(box)} does not lie inside a {im.shape[1]}x{im.shape[0]} image")
+            im = im[y0:y1, x0:x1]
         h = round(im.shape[0] * tile / im.shape[1])
         scaled.append(cv2.resize(im, (tile, h), interpolation=cv2.INTER_AREA))
     th = max(s.shape[0] for s in scaled)
