@@ -18,7 +18,8 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # The mesh parts, materials, result type and target weights are shared with the fast path;
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
-    ALBEDO, GUMS, IRIS, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget, Synthesizer, _face_triangles)
+    ALBEDO, GUMS, IRIS, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget, Synthesizer, _face_triangles, _mesh,
+    _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -65,6 +66,13 @@ class ReferenceSynthesizer:
         self._src_box = (x0, y0, x1, y1)
         shifted = self._source_screen - np.array([x0, y0, 0], np.float32)
         self._src_raster = rasterize(shifted, self._triangles, y1 - y0, x1 - x0, threads=self.threads)
+        # targets leave out the skin along the outline (synthesis.RIM_FACING); _face_triangles
+        # lists the triangles in the order of the fast path's mesh
+        mesh = _mesh(m)
+        covered = (self._src_raster.triangle_id >= 0).astype(np.uint8)
+        local = np.ascontiguousarray(self._source_screen[mesh.vertices], dtype=np.float32)
+        keep = ~_outline_skin(mesh, local, covered, (x0, y0), self.fit.iod_px)
+        self._target_triangles, self._target_part = self._triangles[keep], self._part[keep]
         self._light = self._estimate_light()
         self._eye_colours = self._estimate_eye_colours()
 
@@ -150,14 +158,15 @@ class ReferenceSynthesizer:
         x0, y0, x1, y1 = self._bbox(both, self._margin)
         bw, bh = x1 - x0, y1 - y0
         offset = np.array([x0, y0, 0], np.float32)
-        r = rasterize(screen - offset, self._triangles, bh, bw, threads=self.threads)
+        tris = self._target_triangles
+        r = rasterize(screen - offset, tris, bh, bw, threads=self.threads)
         tid = r.triangle_id
         covered = tid >= 0
         # where each covered pixel's surface point lay in the photo, and how deep
         src_attr = np.ascontiguousarray(self._source_screen)
-        src = interpolate(src_attr, self._triangles, tid, r.barycentrics, threads=self.threads)
+        src = interpolate(src_attr, tris, tid, r.barycentrics, threads=self.threads)
         part = np.full(tid.shape, -1, np.int8)
-        part[covered] = self._part[tid[covered]]
+        part[covered] = self._target_part[tid[covered]]
         colour = sample_bilinear(self.image, np.ascontiguousarray(src[:, :, :2]), covered, threads=self.threads)
 
         # surface the photo never showed: mouth interior and uncovered eyeball
@@ -167,9 +176,9 @@ class ReferenceSynthesizer:
         p = part.reshape(-1)[idx]
         synthetic = ~seen & (p != SKIN)
         if synthetic.any():
-            normals = _vertex_normals(screen * np.array([1, -1, -1], np.float32), self._triangles)
+            normals = _vertex_normals(screen * np.array([1, -1, -1], np.float32), tris)
             # camera-facing normal (x right, y up, z towards the camera)
-            n = interpolate(normals, self._triangles, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
+            n = interpolate(normals, tris, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
             n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-6)
             lambert = np.clip(n[:, 2], 0.0, 1.0)
             depth = r.depth.reshape(-1)[idx]

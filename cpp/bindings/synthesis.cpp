@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "affcore/render/parallel.hpp"
+#include "affcore/synthesis/grazing_rim.hpp"
 #include "affcore/synthesis/texture_transfer.hpp"
 #include "bindings.hpp"
 #include "checks.hpp"
@@ -249,6 +251,31 @@ py::tuple rgb_sum_histogram(const py::object& image_obj, const py::object& label
     return py::make_tuple(count, sums);
 }
 
+carray<bool> grazing_rim(const py::object& screen_obj, const py::object& triangles_obj, const py::object& outline_obj,
+                         double facing_limit, int rounds) {
+    auto screen = require_array<float>(screen_obj, "screen");
+    require_shape(screen, {-1, 3}, "screen");
+    require_finite(screen, "screen");
+    const py::ssize_t N = screen.shape(0);
+    auto tris = require_triangles(triangles_obj, N);
+    auto outline = require_mask(outline_obj, "outline");
+    require_shape(outline, {N}, "outline");
+    if (!std::isfinite(facing_limit)) throw py::value_error("facing_limit: must be finite");
+    if (rounds < 0 || rounds > 1000) throw py::value_error("rounds: must be in [0, 1000], got " + std::to_string(rounds));
+    const py::ssize_t T = tris.shape(0);
+    carray<bool> rim({T});
+    const float* sp = screen.data();
+    const std::int32_t* tp = tris.data();
+    const std::uint8_t* op = outline.data();
+    auto* rp = reinterpret_cast<std::uint8_t*>(rim.mutable_data());
+    {
+        py::gil_scoped_release release;
+        synthesis::grazing_rim(sp, static_cast<std::size_t>(N), tp, static_cast<std::size_t>(T), op, facing_limit,
+                               rounds, rp);
+    }
+    return rim;
+}
+
 }  // namespace
 
 void bind_synthesis(pybind11::module_& m) {
@@ -266,6 +293,10 @@ void bind_synthesis(pybind11::module_& m) {
     m.def("transfer_ring", &transfer_ring, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a, "src_covered"_a,
           "src_offset"_a, "region0"_a, "region"_a, "composite"_a, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) where `region` is set and `region0` is not.");
+    m.def("grazing_rim", &grazing_rim, "screen"_a, "triangles"_a, "outline"_a, "facing_limit"_a, "rounds"_a,
+          "(T,) bool: the triangles of the grazing band along a face mesh's outline (see "
+          "cpp/affcore/synthesis/grazing_rim.hpp): mean vertex facing, averaged `rounds` times, below "
+          "`facing_limit`, reached from an `outline` vertex (N,) through such triangles.");
     m.def("rgb_sum_histogram", &rgb_sum_histogram, "image"_a, "labels"_a, "which"_a,
           "(count, sums): histogram of R+G+B (766 bins) over pixels labelled `which`, with per-bin channel sums.");
     m.def("deform_project", &deform_project, "base"_a, "basis"_a, "weights"_a, "rotation"_a, "scale"_a,

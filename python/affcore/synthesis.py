@@ -83,6 +83,65 @@ def _face_triangles(model: FaceModel):
     return np.ascontiguousarray(tris[keep][order]), part[keep][order]
 
 
+def _outer_boundary(triangles: np.ndarray, n: int) -> np.ndarray:
+    """(n,) bool: the vertices of the longest boundary loop of a triangle mesh (its outer
+    edge; the others are holes: eyes, mouth)."""
+    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
+    unique, count = np.unique(edges, axis=0, return_counts=True)
+    boundary = unique[count == 1]
+    label = np.arange(n)
+    while True:  # each loop's smallest vertex index, spread along its edges
+        low = np.minimum(label[boundary[:, 0]], label[boundary[:, 1]])
+        spread = label.copy()
+        np.minimum.at(spread, boundary[:, 0], low)
+        np.minimum.at(spread, boundary[:, 1], low)
+        if np.array_equal(spread, label):
+            break
+        label = spread
+    on = np.unique(boundary)
+    loops, size = np.unique(label[on], return_counts=True)
+    outline = np.zeros(n, bool)
+    outline[on[label[on] == loops[np.argmax(size)]]] = True
+    return outline
+
+
+# The skin along the face's outline is not rendered for targets. Where the fitted face
+# turns away from the camera, the mesh's outline seldom lies on the photo's: a fit a few
+# pixels too wide puts the true outline, and background, on triangles at the side of the
+# face that barely move, next to a cheek or jaw that does. Rendered as they are, such strips
+# leave notches, slivers and jagged bites in the face's outline wherever a moving part folds
+# over them or ends beside them (below the ears, along the jaw). Left out, the pixels they
+# covered are warped with the surroundings (the face's displacement extended outwards), so
+# the outline moves smoothly with the face next to it. Left out are two sets of skin
+# triangles, both needed (either alone left some notches on London and wild photos):
+#  * the grazing rim: triangles whose vertices face the camera by less than RIM_FACING (z
+#    of the unit vertex normal, averaged over _RIM_ROUNDS rings of neighbours so that the
+#    band has no islands), reached from the skin's outer boundary through such triangles
+#    (_core.grazing_rim; the sides of the nose, facing away as much, are not reached);
+#  * the outline band: triangles with a vertex within OUTLINE_BAND inter-ocular distances
+#    of the edge of the fitted face's coverage of the photo.
+RIM_FACING = 0.35
+_RIM_ROUNDS = 4
+OUTLINE_BAND = 0.15
+
+
+def _outline_skin(mesh: _Mesh, screen: np.ndarray, covered: np.ndarray, origin, iod: float) -> np.ndarray:
+    """Bool mask over ``mesh.triangles``: the skin left out of targets (see RIM_FACING) for
+    the fitted face at these screen positions (N, 3) float32, whose coverage of the photo
+    is ``covered`` (uint8 0/1 over a box with top-left pixel ``origin``); ``iod`` in pixels."""
+    out = np.zeros(len(mesh.triangles), bool)
+    out[mesh.skin] = _core.grazing_rim(screen, mesh.skin_triangles, mesh.skin_outline, RIM_FACING, _RIM_ROUNDS)
+    # distance to the outline on _BLOCK x _BLOCK blocks: the band is tens of pixels wide
+    small = cv2.resize(covered, (max(1, covered.shape[1] // _BLOCK), max(1, covered.shape[0] // _BLOCK)),
+                       interpolation=cv2.INTER_AREA)
+    distance = cv2.distanceTransform(small, cv2.DIST_L2, 3)
+    col = np.clip(((screen[:, 0] - origin[0]) / _BLOCK).astype(np.int64), 0, small.shape[1] - 1)
+    row = np.clip(((screen[:, 1] - origin[1]) / _BLOCK).astype(np.int64), 0, small.shape[0] - 1)
+    near = distance[row, col] < OUTLINE_BAND * iod / _BLOCK
+    out[mesh.skin] |= near[mesh.skin_triangles].any(axis=1)
+    return out
+
+
 # Model-dependent preparation, shared by every Synthesizer of the same model: which
 # triangles are rendered, the vertices they use, and the identity and expression bases
 # restricted to those vertices (a contiguous copy, so a target deforms ~23k vertices
@@ -97,7 +156,9 @@ class _Mesh:
     vertices: np.ndarray         # (N,) model vertex of each local vertex, sorted
     used: np.ndarray | None      # local vertices used by a triangle; None = all of them
     lip: np.ndarray              # local indices of the lip landmarks
-    normal_triangles: np.ndarray  # (Tn,) int32: triangles of parts other than skin
+    skin: np.ndarray             # (Ts,) indices of the skin's triangles in `triangles`
+    skin_triangles: np.ndarray   # (Ts, 3) int32: those triangles
+    skin_outline: np.ndarray     # (N,) bool: vertices on the skin's outer boundary
     neutral: np.ndarray          # (N, 3) float32
     identity: np.ndarray         # (K, N, 3) float32
     expression: np.ndarray       # (E, N, 3) float32
@@ -114,13 +175,16 @@ def _mesh(model: FaceModel) -> _Mesh:
     used = np.unique(tris)
     lip_vertices = LANDMARK_VERTICES[list(_LIP_LANDMARKS)]
     verts = np.union1d(used, lip_vertices)
+    local = np.searchsorted(verts, tris).astype(np.int32)
     mesh = _Mesh(
-        triangles=np.searchsorted(verts, tris).astype(np.int32),
+        triangles=local,
         part=np.ascontiguousarray(part),
         vertices=verts,
         used=None if len(verts) == len(used) else np.searchsorted(verts, used),
         lip=np.searchsorted(verts, lip_vertices),
-        normal_triangles=np.flatnonzero(part != SKIN).astype(np.int32),
+        skin=np.flatnonzero(part == SKIN),
+        skin_triangles=np.ascontiguousarray(local[part == SKIN]),
+        skin_outline=_outer_boundary(local[part == SKIN], len(verts)),
         neutral=np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32),
         identity=np.ascontiguousarray(model.identity_basis[:, verts], dtype=np.float32),
         expression=np.ascontiguousarray(model.expression_basis[:, verts], dtype=np.float32),
@@ -216,6 +280,11 @@ class Synthesizer:
                                      threads=self.threads)
         tid = self._src_raster.triangle_id
         self._src_covered = (tid >= 0).view(np.uint8)
+        # what targets render: all but the skin along the outline (see RIM_FACING)
+        keep = ~_outline_skin(mesh, self._source_screen, self._src_covered, (x0, y0), self.fit.iod_px)
+        self._target_triangles = np.ascontiguousarray(mesh.triangles[keep])
+        self._target_part = np.ascontiguousarray(mesh.part[keep])
+        self._target_shaded = np.flatnonzero(self._target_part != SKIN).astype(np.int32)  # normals needed
         # each pixel's part, -1 off the face: index -1 takes the appended -1
         self._src_part = np.take(np.append(self._part, np.int8(-1)), tid)
         self._light = self._estimate_light()
@@ -353,8 +422,8 @@ class Synthesizer:
         both = np.vstack([_corners(xy), self._source_corners])
         x0, y0, x1, y1 = self._bbox(both, self._margin)
         bw, bh = x1 - x0, y1 - y0
-        r = rasterize(screen - np.array([x0, y0, 0], np.float32), self._triangles, bh, bw, cull_backfaces=True,
-                      threads=self.threads)
+        r = rasterize(screen - np.array([x0, y0, 0], np.float32), self._target_triangles, bh, bw,
+                      cull_backfaces=True, threads=self.threads)
         # the face: the photo where it showed the surface, shaded materials where it did not
         sx0, sy0 = self._src_box[:2]
         lip = float(screen[self._mesh.lip, 2].mean())
@@ -362,8 +431,8 @@ class Synthesizer:
         # the resolution (the field is smooth)
         reduce = _BLOCK if min(bh, bw) >= 64 else 1
         comp, disp, known = _core.transfer_face(
-            self.image, r.triangle_id, r.barycentrics, r.depth, self._triangles, self._part, self._source_screen,
-            screen, self._mesh.normal_triangles, self._src_raster.depth, (sx0, sy0), (x0, y0),
+            self.image, r.triangle_id, r.barycentrics, r.depth, self._target_triangles, self._target_part,
+            self._source_screen, screen, self._target_shaded, self._src_raster.depth, (sx0, sy0), (x0, y0),
             # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
             skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression))
