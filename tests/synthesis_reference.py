@@ -71,7 +71,8 @@ class ReferenceSynthesizer:
         mesh = _mesh(m)
         covered = (self._src_raster.triangle_id >= 0).astype(np.uint8)
         local = np.ascontiguousarray(self._source_screen[mesh.vertices], dtype=np.float32)
-        keep = ~_outline_skin(mesh, local, covered, (x0, y0), self.fit.iod_px)
+        keep = np.ones(len(self._triangles), bool)
+        keep[:len(mesh.skin_triangles)] = ~_outline_skin(mesh, local, covered, (x0, y0), self.fit.iod_px)
         self._target_triangles, self._target_part = self._triangles[keep], self._part[keep]
         self._light = self._estimate_light()
         self._eye_colours = self._estimate_eye_colours()

@@ -360,6 +360,25 @@ def test_grazing_rim_checks_its_inputs():
             _core.grazing_rim(**{**ok, **change})
 
 
+def test_near_outline_marks_triangles_with_a_vertex_in_the_band():
+    screen = np.array([[1, 1, 0], [9, 1, 0], [1, 9, 0], [30, 30, 0], [-50, 2, 0]], np.float32)
+    triangles = np.array([[0, 1, 2], [1, 3, 2], [3, 3, 3], [4, 3, 3]], np.int32)
+    distance = np.array([[0, 1, 2], [1, 2, 3], [2, 3, 9]], np.float32)  # cells 4 px wide from (0, 0)
+    near = _core.near_outline(screen, triangles, distance, (0.0, 0.0), 4.0, 1.5)
+    # vertex 0 in cell (0, 0): 0; 1 in (0, 2): 2; 2 in (2, 0): 2; 3 beyond the grid: (2, 2), 9;
+    # 4 left of it: (0, 0), 0
+    np.testing.assert_array_equal(near, [True, False, False, True])
+    assert not _core.near_outline(screen, triangles, distance, (0.0, 0.0), 4.0, 0.0).any()
+    for kwargs, error, words in [(dict(cell=0.0), ValueError, "cell"), (dict(limit=float("nan")), ValueError, "limit"),
+                                 (dict(origin=(0.0,)), ValueError, "origin"),
+                                 (dict(distance=distance.astype(np.float64)), TypeError, "distance"),
+                                 (dict(distance=np.zeros((0, 3), np.float32)), ValueError, "distance"),
+                                 (dict(triangles=triangles + 5), ValueError, "triangles")]:
+        args = dict(screen=screen, triangles=triangles, distance=distance, origin=(0.0, 0.0), cell=4.0, limit=1.5)
+        with pytest.raises(error, match=words):
+            _core.near_outline(**{**args, **kwargs})
+
+
 def _displacement(s, expression):
     """The field the composite of a target samples the photo with (photo position - pixel),
     over the target's box: exact where the deformed face covers a pixel, the extension

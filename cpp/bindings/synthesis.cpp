@@ -276,6 +276,34 @@ carray<bool> grazing_rim(const py::object& screen_obj, const py::object& triangl
     return rim;
 }
 
+carray<bool> near_outline(const py::object& screen_obj, const py::object& triangles_obj, const py::object& distance_obj,
+                          const py::tuple& origin, double cell, double limit) {
+    auto screen = require_array<float>(screen_obj, "screen");
+    require_shape(screen, {-1, 3}, "screen");
+    require_finite(screen, "screen");
+    auto tris = require_triangles(triangles_obj, screen.shape(0));
+    auto distance = require_array<float>(distance_obj, "distance");
+    require_shape(distance, {-1, -1}, "distance");
+    if (distance.shape(0) < 1 || distance.shape(1) < 1) throw py::value_error("distance: must not be empty");
+    if (origin.size() != 2) throw py::value_error("origin: expected (x, y)");
+    const double x0 = origin[0].cast<double>(), y0 = origin[1].cast<double>();
+    if (!std::isfinite(x0) || !std::isfinite(y0)) throw py::value_error("origin: must be finite");
+    if (!(std::isfinite(cell) && cell > 0)) throw py::value_error("cell: must be a finite number > 0");
+    if (std::isnan(limit)) throw py::value_error("limit: must not be NaN");
+    const py::ssize_t T = tris.shape(0);
+    carray<bool> near({T});
+    const float* sp = screen.data();
+    const std::int32_t* tp = tris.data();
+    const float* dp = distance.data();
+    const int h = static_cast<int>(distance.shape(0)), w = static_cast<int>(distance.shape(1));
+    auto* np_ = reinterpret_cast<std::uint8_t*>(near.mutable_data());
+    {
+        py::gil_scoped_release release;
+        synthesis::near_outline(sp, tp, static_cast<std::size_t>(T), dp, h, w, x0, y0, cell, limit, np_);
+    }
+    return near;
+}
+
 }  // namespace
 
 void bind_synthesis(pybind11::module_& m) {
@@ -297,6 +325,9 @@ void bind_synthesis(pybind11::module_& m) {
           "(T,) bool: the triangles of the grazing band along a face mesh's outline (see "
           "cpp/affcore/synthesis/grazing_rim.hpp): mean vertex facing, averaged `rounds` times, below "
           "`facing_limit`, reached from an `outline` vertex (N,) through such triangles.");
+    m.def("near_outline", &near_outline, "screen"_a, "triangles"_a, "distance"_a, "origin"_a, "cell"_a, "limit"_a,
+          "(T,) bool: triangles with a vertex where `distance` (a grid of cells `cell` pixels wide, its "
+          "first at screen `origin` (x, y)) is below `limit` (see cpp/affcore/synthesis/grazing_rim.hpp).");
     m.def("rgb_sum_histogram", &rgb_sum_histogram, "image"_a, "labels"_a, "which"_a,
           "(count, sums): histogram of R+G+B (766 bins) over pixels labelled `which`, with per-bin channel sums.");
     m.def("deform_project", &deform_project, "base"_a, "basis"_a, "weights"_a, "rotation"_a, "scale"_a,

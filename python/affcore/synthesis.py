@@ -126,20 +126,18 @@ OUTLINE_BAND = 0.15
 
 
 def _outline_skin(mesh: _Mesh, screen: np.ndarray, covered: np.ndarray, origin, iod: float) -> np.ndarray:
-    """Bool mask over ``mesh.triangles``: the skin left out of targets (see RIM_FACING) for
-    the fitted face at these screen positions (N, 3) float32, whose coverage of the photo
-    is ``covered`` (uint8 0/1 over a box with top-left pixel ``origin``); ``iod`` in pixels."""
-    out = np.zeros(len(mesh.triangles), bool)
-    out[mesh.skin] = _core.grazing_rim(screen, mesh.skin_triangles, mesh.skin_outline, RIM_FACING, _RIM_ROUNDS)
-    # distance to the outline on _BLOCK x _BLOCK blocks: the band is tens of pixels wide
+    """Bool mask over ``mesh.skin_triangles``: the skin left out of targets (see
+    RIM_FACING) for the fitted face at these screen positions (N, 3) float32, whose
+    coverage of the photo is ``covered`` (uint8 0/1 over a box with top-left pixel
+    ``origin``); ``iod`` in pixels."""
+    rim = _core.grazing_rim(screen, mesh.skin_triangles, mesh.skin_outline, RIM_FACING, _RIM_ROUNDS)
+    # distance to the outline on _BLOCK x _BLOCK blocks (in blocks): the band is tens of pixels wide
     small = cv2.resize(covered, (max(1, covered.shape[1] // _BLOCK), max(1, covered.shape[0] // _BLOCK)),
                        interpolation=cv2.INTER_AREA)
     distance = cv2.distanceTransform(small, cv2.DIST_L2, 3)
-    col = np.clip(((screen[:, 0] - origin[0]) / _BLOCK).astype(np.int64), 0, small.shape[1] - 1)
-    row = np.clip(((screen[:, 1] - origin[1]) / _BLOCK).astype(np.int64), 0, small.shape[0] - 1)
-    near = distance[row, col] < OUTLINE_BAND * iod / _BLOCK
-    out[mesh.skin] |= near[mesh.skin_triangles].any(axis=1)
-    return out
+    band = _core.near_outline(screen, mesh.skin_triangles, distance, tuple(origin), float(_BLOCK),
+                              OUTLINE_BAND * iod / _BLOCK)
+    return rim | band
 
 
 # Model-dependent preparation, shared by every Synthesizer of the same model: which
@@ -156,8 +154,7 @@ class _Mesh:
     vertices: np.ndarray         # (N,) model vertex of each local vertex, sorted
     used: np.ndarray | None      # local vertices used by a triangle; None = all of them
     lip: np.ndarray              # local indices of the lip landmarks
-    skin: np.ndarray             # (Ts,) indices of the skin's triangles in `triangles`
-    skin_triangles: np.ndarray   # (Ts, 3) int32: those triangles
+    skin_triangles: np.ndarray   # (Ts, 3) int32: the skin's triangles, `triangles`' first Ts
     skin_outline: np.ndarray     # (N,) bool: vertices on the skin's outer boundary
     neutral: np.ndarray          # (N, 3) float32
     identity: np.ndarray         # (K, N, 3) float32
@@ -182,7 +179,6 @@ def _mesh(model: FaceModel) -> _Mesh:
         vertices=verts,
         used=None if len(verts) == len(used) else np.searchsorted(verts, used),
         lip=np.searchsorted(verts, lip_vertices),
-        skin=np.flatnonzero(part == SKIN),
         skin_triangles=np.ascontiguousarray(local[part == SKIN]),
         skin_outline=_outer_boundary(local[part == SKIN], len(verts)),
         neutral=np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32),
@@ -280,11 +276,14 @@ class Synthesizer:
                                      threads=self.threads)
         tid = self._src_raster.triangle_id
         self._src_covered = (tid >= 0).view(np.uint8)
-        # what targets render: all but the skin along the outline (see RIM_FACING)
-        keep = ~_outline_skin(mesh, self._source_screen, self._src_covered, (x0, y0), self.fit.iod_px)
-        self._target_triangles = np.ascontiguousarray(mesh.triangles[keep])
-        self._target_part = np.ascontiguousarray(mesh.part[keep])
-        self._target_shaded = np.flatnonzero(self._target_part != SKIN).astype(np.int32)  # normals needed
+        # what targets render: all but the skin along the outline (see RIM_FACING); the
+        # skin comes first in the mesh, the parts that need normals (shaded) after it
+        skin = mesh.skin_triangles[~_outline_skin(mesh, self._source_screen, self._src_covered, (x0, y0),
+                                                  self.fit.iod_px)]
+        ns = len(mesh.skin_triangles)
+        self._target_triangles = np.concatenate([skin, mesh.triangles[ns:]])
+        self._target_part = np.concatenate([np.full(len(skin), SKIN, np.int8), mesh.part[ns:]])
+        self._target_shaded = np.arange(len(skin), len(self._target_part), dtype=np.int32)
         # each pixel's part, -1 off the face: index -1 takes the appended -1
         self._src_part = np.take(np.append(self._part, np.int8(-1)), tid)
         self._light = self._estimate_light()

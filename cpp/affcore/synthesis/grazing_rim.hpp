@@ -1,7 +1,11 @@
-// The skin's grazing rim: the band of triangles along a face mesh's outline that turn away
-// from the camera. Expression synthesis leaves it out of the targets it renders; why is in
-// python/affcore/synthesis.py (RIM_FACING).
+// The skin along a face's outline, which expression synthesis leaves out of the targets it
+// renders (why: python/affcore/synthesis.py, RIM_FACING):
+//  grazing_rim   the band of triangles along the mesh's outline that turn away from the
+//                camera;
+//  near_outline  the triangles with a vertex near the edge of the fitted face's coverage
+//                of the photo, given that edge's distance transform.
 //
+// grazing_rim:
 // Facing: the z of each vertex's unit area-weighted normal, towards the camera (front faces
 // are anticlockwise on screen with y down, so their screen normal has z < 0), then averaged
 // `rounds` times: each vertex takes the mean over its triangles of their vertices' mean.
@@ -99,6 +103,26 @@ inline void grazing_rim(const float* screen, std::size_t num_vertices, const std
                 }
             }
         }
+    }
+}
+
+// near[t] = 1 when a vertex of triangle t lies where `distance` (h x w, row-major; cell
+// (r, c) covers screen x in [x0 + c * cell, x0 + (c + 1) * cell), y likewise) is below
+// `limit`; positions outside the grid take its nearest cell.
+inline void near_outline(const float* screen, const std::int32_t* triangles, std::size_t num_triangles,
+                         const float* distance, int h, int w, double x0, double y0, double cell, double limit,
+                         std::uint8_t* near) {
+    auto at = [&](std::int32_t v) {
+        const float* p = screen + 3 * static_cast<std::size_t>(v);
+        // floor of the cell index, clamped (finite inputs: the binding checks)
+        const double c = std::floor((double(p[0]) - x0) / cell), r = std::floor((double(p[1]) - y0) / cell);
+        const int ci = c < 0 ? 0 : (c > w - 1 ? w - 1 : static_cast<int>(c));
+        const int ri = r < 0 ? 0 : (r > h - 1 ? h - 1 : static_cast<int>(r));
+        return double(distance[static_cast<std::size_t>(ri) * static_cast<std::size_t>(w) + static_cast<std::size_t>(ci)]);
+    };
+    for (std::size_t t = 0; t < num_triangles; ++t) {
+        const std::int32_t* tri = triangles + 3 * t;
+        near[t] = (at(tri[0]) < limit || at(tri[1]) < limit || at(tri[2]) < limit) ? 1 : 0;
     }
 }
 
