@@ -35,14 +35,14 @@ inline void grazing_rim(const float* screen, std::size_t num_vertices, const std
     std::vector<std::int32_t> degree(nv, 0);
     for (std::size_t t = 0; t < nt; ++t) {
         const std::int32_t* tri = triangles + 3 * t;
-        const float* a = screen + 3 * tri[0];
-        const float* b = screen + 3 * tri[1];
-        const float* c = screen + 3 * tri[2];
+        const float* a = screen + 3 * static_cast<std::size_t>(tri[0]);
+        const float* b = screen + 3 * static_cast<std::size_t>(tri[1]);
+        const float* c = screen + 3 * static_cast<std::size_t>(tri[2]);
         const double u[3] = {double(b[0]) - a[0], double(b[1]) - a[1], double(b[2]) - a[2]};
         const double w[3] = {double(c[0]) - a[0], double(c[1]) - a[1], double(c[2]) - a[2]};
         const double n[3] = {u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2], u[0] * w[1] - u[1] * w[0]};
         for (int k = 0; k < 3; ++k) {
-            double* vn = normal.data() + 3 * tri[k];
+            double* vn = normal.data() + 3 * static_cast<std::size_t>(tri[k]);
             vn[0] += n[0];
             vn[1] += n[1];
             vn[2] += n[2];
@@ -78,9 +78,9 @@ inline void grazing_rim(const float* screen, std::size_t num_vertices, const std
     std::vector<std::size_t> first(nv + 1, 0);
     for (std::size_t v = 0; v < nv; ++v) first[v + 1] = first[v] + static_cast<std::size_t>(degree[v]);
     std::vector<std::size_t> fill(first.begin(), first.end() - 1);
-    std::vector<std::uint32_t> incident(first[nv]);
+    std::vector<std::size_t> incident(first[nv]);
     for (std::size_t t = 0; t < nt; ++t)
-        for (int k = 0; k < 3; ++k) incident[fill[static_cast<std::size_t>(triangles[3 * t + k])]++] = static_cast<std::uint32_t>(t);
+        for (int k = 0; k < 3; ++k) incident[fill[static_cast<std::size_t>(triangles[3 * t + k])]++] = t;
     std::vector<std::uint8_t> reached(nv, 0);
     std::vector<std::size_t> queue;
     for (std::size_t v = 0; v < nv; ++v)
