@@ -195,6 +195,24 @@ class ReferenceSynthesizer:
             flat = colour.reshape(-1, 3)
             flat[idx[synthetic]] = (lit * shade[:, None])[synthetic]
         rendered = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
+        # uncovered eyeball continues the eyeball the photo showed below it, column by
+        # column (texture_transfer.hpp, continue_eyeball)
+        eye = np.full(tid.shape, -1, np.int8)
+        on_eye = np.isin(p, (SCLERA, IRIS))
+        eye.reshape(-1)[idx[on_eye]] = (~seen[on_eye]).astype(np.int8)
+        for x in np.flatnonzero((eye == 1).any(axis=0)):
+            col = eye[:, x]
+            y = 0
+            while y < bh:
+                if col[y] != 1:
+                    y += 1
+                    continue
+                start = y
+                while y < bh and col[y] == 1:
+                    y += 1
+                source = y + 2
+                if source < bh and col[source] == 0:
+                    rendered[start:y, x] = rendered[source, x]
 
         # surroundings follow the face: warp the photo by the face's motion, extended smoothly
         box = self.image[y0:y1, x0:x1]

@@ -429,3 +429,38 @@ def test_the_face_outline_moves_without_tears(model, london_pairs, landmark_cach
         jump[:, 1:] |= np.linalg.norm(field[:, 1:] - field[:, :-1], axis=-1) > limit
         jump[1:] |= np.linalg.norm(field[1:] - field[:-1], axis=-1) > limit
         assert (jump & near & sides).sum() <= 10, (expression, int((jump & near & sides).sum()))
+
+
+@pytest.mark.parametrize("k", [0, 3, 7, 12])
+def test_uncovered_eyeball_continues_the_eyeball_below(model, london_pairs, landmark_cache, k):
+    """Surprise widens the lids over eyeball the photo never showed. It used to take a flat
+    material colour (the photo's sclera or iris median, in the lid's shadow), which showed
+    as a grey arc between lid and eyeball, across the iris too. It now continues the eyeball
+    shown below it, so it is closer in colour to that eyeball than the flat colour was."""
+    from affcore.render import interpolate, rasterize
+
+    photo, lm = _photo(london_pairs, landmark_cache, k)
+    s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+    bs = s.blendshapes("surprise")
+    screen = s._screen(bs)
+    (x0, y0, x1, y1), comp, _, _ = s._compose(bs)
+    r = rasterize(screen - np.array([x0, y0, 0], np.float32), s._target_triangles, y1 - y0, x1 - x0,
+                  cull_backfaces=True, threads=1)
+    src = interpolate(s._source_screen, s._target_triangles, r.triangle_id, r.barycentrics)
+    sx0, sy0, sx1, sy1 = s._src_box
+    ix = np.clip(np.rint(src[..., 0]).astype(int) - sx0, 0, sx1 - sx0 - 1)
+    iy = np.clip(np.rint(src[..., 1]).astype(int) - sy0, 0, sy1 - sy0 - 1)
+    seen = src[..., 2] <= s._src_raster.depth[iy, ix] + 0.15 * s.fit.scale
+    part = np.where(r.triangle_id >= 0, s._target_part[np.maximum(r.triangle_id, 0)], -1)
+    eye = np.isin(part, (synthesis.SCLERA, synthesis.IRIS))
+    hidden, shown = eye & ~seen, eye & seen
+    assert hidden.sum() >= 30  # the lids widened
+    ours, flat = [], []
+    for y, x in zip(*np.nonzero(hidden)):
+        below = [v for v in range(y + 1, min(y + 16, comp.shape[0])) if shown[v, x]][3:9]
+        if len(below) >= 3:  # the eyeball a few pixels below the lid's old edge
+            reference = comp[below, x].astype(float).mean(axis=0)
+            ours.append(np.abs(comp[y, x] - reference).mean())
+            flat.append(np.abs(s._lit[part[y, x]] * 0.8 - reference).mean())
+    assert len(ours) >= 20
+    assert np.mean(ours) < 0.95 * np.mean(flat), (np.mean(ours), np.mean(flat))

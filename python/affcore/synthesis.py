@@ -3,9 +3,11 @@ Poisson-blend it back into the photo (Kollias et al., IJCV 2020).
 
 For every pixel of the deformed face, the renderer knows which surface point it shows (a
 triangle and barycentric coordinates); the same surface point lay somewhere in the photo
-under the fit, and the photo is sampled there. Surface the photo never showed (the inside
-of an opening mouth, eyeball uncovered by widened lids) is shaded from a small material
-model, lit to match the photo's skin. The pixels around the face follow the face's motion
+under the fit, and the photo is sampled there. Surface the photo never showed is made up:
+the inside of an opening mouth is shaded from a small material model, lit to match the
+photo's skin; eyeball uncovered by widened lids continues the eyeball shown below it. The
+skin along the face's outline is left to the warp of the surroundings (see RIM_FACING).
+The pixels around the face follow the face's motion
 through a smooth warp, so the old jaw line moves with the jaw instead of staying behind.
 Finally the composite is blended into the photo in the gradient domain.
 

@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <vector>
 #if defined(__SSE2__)
@@ -195,22 +196,38 @@ inline void part_vertex_normals(const FaceInputs& in, std::vector<float>& normal
     }
 }
 
+// The photo position (sx, sy) and depth sz of the surface point under a covered pixel.
+inline void surface_point(const FaceInputs& in, std::int32_t t, float b0, float b1, float b2, float& sx, float& sy,
+                          float& sz) {
+    const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
+    const float* a0 = in.source_screen + 3 * static_cast<std::size_t>(tri[0]);
+    const float* a1 = in.source_screen + 3 * static_cast<std::size_t>(tri[1]);
+    const float* a2 = in.source_screen + 3 * static_cast<std::size_t>(tri[2]);
+    sx = combine(b0, b1, b2, a0[0], a1[0], a2[0]);
+    sy = combine(b0, b1, b2, a0[1], a1[1], a2[1]);
+    sz = combine(b0, b1, b2, a0[2], a1[2], a2[2]);
+}
+
+// Whether the surface point at photo position (sx, sy), depth sz, was visible in the photo:
+// nothing of the fitted face lay in front of it (the photo's depth buffer at the nearest
+// pixel centre, plus the slack).
+inline bool seen_in_photo(const FaceInputs& in, float sx, float sy, float sz) {
+    const long ix = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sx)) - in.src_x0, 0), in.src_w - 1);
+    const long iy = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sy)) - in.src_y0, 0), in.src_h - 1);
+    const float front = in.src_depth[static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.src_w) + static_cast<std::size_t>(ix)];
+    return sz <= front + in.depth_slack;
+}
+
 // Colour of the covered pixel i (triangle t, barycentrics b, the surface point's photo
 // position sx, sy and depth sz): the photo's colour there where the photo showed that
 // point, else its part's shaded material. `normals()` gives the part vertex normals.
+// (Uncovered eyeball is then continued from the eyeball below it: continue_eyeball.)
 template <typename Normals>
 inline void face_pixel_colour(const FaceInputs& in, std::size_t i, std::int32_t t, float b0, float b1, float b2,
                               float sx, float sy, float sz, Normals&& normals, float colour[3]) {
     const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
     const int p = in.part[t];
-    bool synthetic = false;
-    if (p != kSkin) {
-        // visibility in the photo: nearest pixel centre of its depth buffer
-        const long ix = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sx)) - in.src_x0, 0), in.src_w - 1);
-        const long iy = std::min<long>(std::max<long>(static_cast<long>(std::nearbyint(sy)) - in.src_y0, 0), in.src_h - 1);
-        const float front = in.src_depth[static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.src_w) + static_cast<std::size_t>(ix)];
-        synthetic = !(sz <= front + in.depth_slack);
-    }
+    const bool synthetic = p != kSkin && !seen_in_photo(in, sx, sy, sz);
     if (!synthetic) {
         sample_rgb(in.photo, sx, sy, colour);
         if (p == kSkin && in.skin_shade) {
@@ -234,18 +251,6 @@ inline void face_pixel_colour(const FaceInputs& in, std::size_t i, std::int32_t 
     }
     const float* lit = in.lit + 3 * p;
     for (int c = 0; c < 3; ++c) colour[c] = lit[c] * shade;
-}
-
-// The photo position (sx, sy) and depth sz of the surface point under a covered pixel.
-inline void surface_point(const FaceInputs& in, std::int32_t t, float b0, float b1, float b2, float& sx, float& sy,
-                          float& sz) {
-    const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
-    const float* a0 = in.source_screen + 3 * static_cast<std::size_t>(tri[0]);
-    const float* a1 = in.source_screen + 3 * static_cast<std::size_t>(tri[1]);
-    const float* a2 = in.source_screen + 3 * static_cast<std::size_t>(tri[2]);
-    sx = combine(b0, b1, b2, a0[0], a1[0], a2[0]);
-    sy = combine(b0, b1, b2, a0[1], a1[1], a2[1]);
-    sz = combine(b0, b1, b2, a0[2], a1[2], a2[2]);
 }
 
 #if AFFCORE_TRANSFER_AVX512
@@ -477,6 +482,62 @@ inline void transfer_face_row(const FaceInputs& in, const FaceOutputs& out, std:
     }
 }
 
+// How far below a run of uncovered eyeball its colour is taken from, in pixels: clear of
+// the lid's edge in the photo, where lashes and the lid's shadow darken the eyeball.
+inline constexpr int kEyeballReach = 2;
+
+// Eyeball that the target's widened lids uncover was hidden in the photo, so the photo has
+// no colour for it; a flat material colour (face_pixel_colour) showed as a grey arc between
+// lid and eyeball, across the iris too. Each column's run of such pixels takes instead the
+// colour of the eyeball the photo did show just below the run (kEyeballReach pixels on), so
+// iris continues as iris and sclera as sclera; where the pixel there is not shown eyeball
+// (the run ends at the lower lid), the material colour stays. Runs after transfer_face's
+// pixels are written; sequential, over the eyeballs' box only.
+inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
+    const int W = in.box_w, H = in.box_h;
+    float x0 = std::numeric_limits<float>::infinity(), y0 = x0, x1 = -x0, y1 = -x0;
+    for (std::size_t t = 0; t < in.num_triangles; ++t) {
+        if (in.part[t] != kSclera && in.part[t] != kIris) continue;
+        for (int k = 0; k < 3; ++k) {
+            const float* v = in.target_screen + 3 * static_cast<std::size_t>(in.triangles[3 * t + k]);
+            x0 = std::min(x0, v[0]), x1 = std::max(x1, v[0]), y0 = std::min(y0, v[1]), y1 = std::max(y1, v[1]);
+        }
+    }
+    if (!(x0 <= x1 && y0 <= y1)) return;  // no eyeball (or no finite vertex of one)
+    auto clamp = [](float v, int lo, int hi) {
+        return v < float(lo) ? lo : (v > float(hi) ? hi : static_cast<int>(v));
+    };
+    const int c0 = clamp(std::floor(x0) - float(in.box_x0), 0, W - 1), c1 = clamp(std::ceil(x1) - float(in.box_x0), 0, W - 1);
+    const int r0 = clamp(std::floor(y0) - float(in.box_y0), 0, H - 1), r1 = clamp(std::ceil(y1) - float(in.box_y0), 0, H - 1);
+    // -1: not eyeball; 0: eyeball the photo showed; 1: eyeball it did not
+    auto eyeball = [&](int x, int y) {
+        const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x);
+        const std::int32_t t = in.triangle_id[i];
+        if (t < 0 || (in.part[t] != kSclera && in.part[t] != kIris)) return -1;
+        const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1], b0 = 1.0f - b1 - b2;
+        float sx, sy, sz;
+        surface_point(in, t, b0, b1, b2, sx, sy, sz);
+        return seen_in_photo(in, sx, sy, sz) ? 0 : 1;
+    };
+    for (int x = c0; x <= c1; ++x) {
+        for (int y = r0; y <= r1;) {
+            if (eyeball(x, y) != 1) {
+                ++y;
+                continue;
+            }
+            const int start = y;
+            while (y <= r1 && eyeball(x, y) == 1) ++y;
+            const int from = y + kEyeballReach;
+            if (from >= H || eyeball(x, from) != 0) continue;
+            const std::uint8_t* src = out.composite + 3 * (static_cast<std::size_t>(from) * W + static_cast<std::size_t>(x));
+            for (int r = start; r < y; ++r) {
+                std::uint8_t* o = out.composite + 3 * (static_cast<std::size_t>(r) * W + static_cast<std::size_t>(x));
+                o[0] = src[0], o[1] = src[1], o[2] = src[2];
+            }
+        }
+    }
+}
+
 inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
     // Normals are needed only to shade surface the photo never showed; most targets have
     // none (closed mouth, eyes as in the photo), so they are computed at the first such
@@ -514,6 +575,7 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
             }
         }
     });
+    continue_eyeball(in, out);
 }
 
 struct SurroundInputs {
