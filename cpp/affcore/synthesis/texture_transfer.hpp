@@ -525,8 +525,9 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
                 ++y;
                 continue;
             }
-            const int start = y;
-            while (y <= r1 && eyeball(x, y) == 1) ++y;
+            const int start = y;  // (known uncovered: the run's other pixels are tested once each)
+            do ++y;
+            while (y <= r1 && eyeball(x, y) == 1);
             const int from = y + kEyeballReach;
             if (from >= H || eyeball(x, from) != 0) continue;
             const std::uint8_t* src = out.composite + 3 * (static_cast<std::size_t>(from) * W + static_cast<std::size_t>(x));
