@@ -382,24 +382,17 @@ def test_near_outline_marks_triangles_with_a_vertex_in_the_band():
 def _displacement(s, expression):
     """The field the composite of a target samples the photo with (photo position - pixel),
     over the target's box: exact where the deformed face covers a pixel, the extension
-    (as _compose computes it) elsewhere; and the fitted face's coverage over that box."""
-    screen = s._screen(s.blendshapes(expression))
-    (x0, y0, x1, y1), _, _, _ = s._compose(s.blendshapes(expression))
-    from affcore.render import interpolate, rasterize
+    elsewhere (upsampled as transfer_surround does); and the fitted face's coverage over
+    that box."""
+    from affcore.render import interpolate
 
-    r = rasterize(screen - np.array([x0, y0, 0], np.float32), s._target_triangles, y1 - y0, x1 - x0,
-                  cull_backfaces=True, threads=1)
-    sx0, sy0, sx1, sy1 = s._src_box
-    _, disp, known = _core.transfer_face(
-        s.image, r.triangle_id, r.barycentrics, r.depth, s._target_triangles, s._target_part, s._source_screen,
-        screen, s._target_shaded, s._src_raster.depth, (sx0, sy0), (x0, y0), 0.15 * s.fit.scale,
-        float(screen[s._mesh.lip, 2].mean()), 1.5 * s.fit.scale, s._lit, reduce=synthesis._BLOCK, threads=1)
-    small = synthesis._extension_small(disp, known, sigma=0.12 * s.fit.iod_px / synthesis._BLOCK)
+    (x0, y0, x1, y1), r, _, small = s._face(s.blendshapes(expression))
     ext = cv2.resize(small, (small.shape[1] * synthesis._BLOCK, small.shape[0] * synthesis._BLOCK),
                      interpolation=cv2.INTER_LINEAR)[:y1 - y0, :x1 - x0]
     src = interpolate(s._source_screen[:, :2].copy(), s._target_triangles, r.triangle_id, r.barycentrics)
     gy, gx = np.mgrid[y0:y1, x0:x1]
     field = np.where((r.triangle_id >= 0)[..., None], src - np.stack([gx, gy], axis=-1), ext)
+    sx0, sy0, sx1, sy1 = s._src_box
     fitted = np.zeros((y1 - y0, x1 - x0), np.uint8)
     fitted[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = s._src_covered
     return field, fitted, (x0, y0)
@@ -437,15 +430,11 @@ def test_uncovered_eyeball_continues_the_eyeball_below(model, london_pairs, land
     material colour (the photo's sclera or iris median, in the lid's shadow), which showed
     as a grey arc between lid and eyeball, across the iris too. It now continues the eyeball
     shown below it, so it is closer in colour to that eyeball than the flat colour was."""
-    from affcore.render import interpolate, rasterize
+    from affcore.render import interpolate
 
     photo, lm = _photo(london_pairs, landmark_cache, k)
     s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
-    bs = s.blendshapes("surprise")
-    screen = s._screen(bs)
-    (x0, y0, x1, y1), comp, _, _ = s._compose(bs)
-    r = rasterize(screen - np.array([x0, y0, 0], np.float32), s._target_triangles, y1 - y0, x1 - x0,
-                  cull_backfaces=True, threads=1)
+    _, r, comp, _ = s._face(s.blendshapes("surprise"))
     src = interpolate(s._source_screen, s._target_triangles, r.triangle_id, r.barycentrics)
     sx0, sy0, sx1, sy1 = s._src_box
     ix = np.clip(np.rint(src[..., 0]).astype(int) - sx0, 0, sx1 - sx0 - 1)

@@ -413,10 +413,10 @@ class Synthesizer:
         image = self._blend((x0, y0, x1, y1), comp, region)
         return RenderedTarget(image=image, composite=composite, mask=mask, face_mask=face, blendshapes=bs)
 
-    def _compose(self, blendshapes: np.ndarray):
-        """The box worked on, the composite over it (rendered face + warped surroundings;
-        defined inside the region only), the blend region (uint8 0/1) and the deformed
-        face's raster over the box (triangle ids, -1 where it does not cover)."""
+    def _face(self, blendshapes: np.ndarray):
+        """The deformed face over the box worked on: the box, the face's raster over it, the
+        composite at the pixels it covers, and its displacement field's extension to the
+        surroundings (transfer_face's block means, extended; see _extension_small)."""
         screen = self._screen(blendshapes)
         xy = self._used_xy(screen)
         # corners of the deformed face's box and of the fitted one: their box is the union's
@@ -439,6 +439,14 @@ class Synthesizer:
             skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression))
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
+        return (x0, y0, x1, y1), r, comp, small
+
+    def _compose(self, blendshapes: np.ndarray):
+        """The box worked on, the composite over it (rendered face + warped surroundings;
+        defined inside the region only), the blend region (uint8 0/1) and the deformed
+        face's raster over the box (triangle ids, -1 where it does not cover)."""
+        (x0, y0, x1, y1), r, comp, small = self._face(blendshapes)
+        sx0, sy0 = self._src_box[:2]
         surround = (self.image, r.triangle_id, (x0, y0), small, self._src_covered, (sx0 - x0, sy0 - y0))
         region0 = _core.transfer_surround(*surround, comp, 0.3, threads=self.threads)
         # blend region: the union of the fitted and the deformed face, plus the warp's reach
