@@ -4,8 +4,8 @@ import pytest
 from affcore.errors import LandmarkError, NoFaceError, SeveralFacesError
 from affcore.fitting import fit
 from affcore.images import read_image
-from affcore.landmarks import (BACKGROUND_FACE_RATIO, detect_faces, detect_landmarks, inter_ocular_distance,
-                               load_landmarks, read_pts, validate_landmarks)
+from affcore.landmarks import (BACKGROUND_FACE_RATIO, detect_faces, detect_landmarks, identity_descriptor,
+                               inter_ocular_distance, load_landmarks, read_pts, validate_landmarks)
 
 
 def test_landmarks_on_a_london_photo_are_anatomically_ordered(data, landmark_cache):
@@ -49,6 +49,8 @@ def test_several_faces_of_similar_size_are_refused(data):
         detect_landmarks(canvas)
     with pytest.raises(SeveralFacesError):
         fit(canvas)
+    with pytest.raises(SeveralFacesError):
+        identity_descriptor(canvas)  # whose identity? not silently the larger face's
     faces = detect_landmarks(canvas, all_faces=True)  # every face, for the caller to choose
     assert len(faces) == 2
     assert faces[0][:, 0].max() < 450 < faces[1][:, 0].min()
@@ -63,6 +65,9 @@ def test_a_small_face_in_the_background_is_ignored(data):
     lm = detect_landmarks(canvas)
     np.testing.assert_array_equal(lm, detect_landmarks(canvas, all_faces=True)[0])
     assert lm[:, 0].max() < 450  # the large face, on the left
+    # the identity is the large face's: the same person as 005 alone, not 008
+    alone = identity_descriptor(canvas[:, :450])
+    assert np.linalg.norm(identity_descriptor(canvas) - alone) < 0.1
 
 
 def test_no_face_raises(data):

@@ -143,19 +143,19 @@ def _dlib_identity_model():
 
 
 def identity_descriptor(image: np.ndarray) -> np.ndarray:
-    """dlib's 128-d face-recognition descriptor (float64) of the largest face.
+    """dlib's 128-d face-recognition descriptor (float64) of the face in the image.
 
     Euclidean distances between descriptors measure identity: dlib calls two faces the same
     person below 0.6; real posed expressions of one person lie about 0.28 apart (median).
-    affcore uses it to check that synthesis keeps the person. Raises NoFaceError without a face.
+    affcore uses it to check that synthesis keeps the person. The face is chosen as by
+    :func:`detect_landmarks`: small faces in the background are ignored; NoFaceError without
+    a face, SeveralFacesError with two or more of similar size (whose descriptor was meant
+    is ambiguous).
     """
     import dlib
 
     image = as_rgb8(image)
-    boxes = detect_faces(image)
-    if len(boxes) == 0:
-        raise NoFaceError("no face found in the image")
-    left, top, right, bottom = (int(round(v)) for v in boxes[0])
+    left, top, right, bottom = (int(round(v)) for v in single_face_box(detect_faces(image)))
     shape = _dlib_models()[1](image, dlib.rectangle(left, top, right, bottom))
     return np.asarray(_dlib_identity_model().compute_face_descriptor(image, shape))
 
