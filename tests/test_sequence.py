@@ -1,5 +1,6 @@
 """Valence-arousal control: continuity along paths, monotone responses, sequence output."""
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from affcore import affect
 from affcore.images import read_image
 from affcore.landmarks import detect_landmarks, inter_ocular_distance
-from affcore.sequence import face_crop_box, path_plot, render_va, va_grid, write_sequence
+from affcore.sequence import face_crop_box, iter_va, path_plot, render_va, va_grid, write_sequence
 from affcore.synthesis import Synthesizer
 
 
@@ -127,3 +128,50 @@ def test_grid_and_outputs(synth, tmp_path):
     assert plot.ndim == 3 and (plot < 255).any()
     with pytest.raises(ValueError):
         write_sequence([], tmp_path / "none.mp4")
+
+
+def test_points_are_checked_when_asked_not_at_the_first_frame(synth):
+    with pytest.raises(ValueError, match="finite"):
+        iter_va(synth, [(0.0, 0.0), (0.0, float("nan"))])
+    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
+        iter_va(synth, [0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("name", ["seq.mp4", "frames"])
+def test_frames_are_written_as_they_are_rendered(synth, tmp_path, name):
+    # A long path must not hold every frame in memory: each frame is rendered when the
+    # writer asks for it, and by then the writer has let go of all but the last one.
+    points = [(0.0, 0.0), (0.3, 0.1), (0.6, 0.2), (0.9, 0.3)]
+    alive = []
+
+    def frames():
+        for f in iter_va(synth, points):
+            assert sum(r() is not None for r in alive) <= 1, "earlier frames are still held"
+            alive.append(weakref.ref(f))
+            yield f
+
+    out = write_sequence(frames(), tmp_path / name, fps=10)
+    assert len(alive) == len(points)
+    if name == "frames":
+        assert len(list(out.glob("frame_*.png"))) == len(points)
+
+
+def test_an_interrupted_sequence_keeps_finished_frames_and_leaves_no_half_video(synth, tmp_path):
+    def broken():
+        yield from iter_va(synth, [(0.0, 0.0), (0.5, 0.0)])
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_sequence(broken(), tmp_path / "seq.mp4")
+    assert list(tmp_path.iterdir()) == []  # neither the video nor its partial file
+    with pytest.raises(KeyboardInterrupt):
+        write_sequence(broken(), tmp_path / "frames")
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_0000.png", "frame_0001.png"]
+
+
+def test_frames_of_another_size_are_refused(synth, tmp_path):
+    frame = synth.render(va=(0.0, 0.0))
+    for out in (tmp_path / "seq.mp4", tmp_path / "frames"):
+        with pytest.raises(ValueError, match="frame 1 is .* all frames must have the same size"):
+            write_sequence([frame, frame[:-2]], out)
+    assert not (tmp_path / "seq.mp4").exists() and not list(tmp_path.glob(".*partial*"))

@@ -175,18 +175,18 @@ def _cmd_shading_build(args) -> int:
 def _cmd_sequence(args) -> int:
     from . import affect
     from .images import write_image
-    from .sequence import check_sequence_output, path_plot, render_va, write_sequence
+    from .sequence import check_sequence_output, iter_va, path_plot, write_sequence
 
     corners = affect.parse_va_path(args.path)
     points = affect.va_path(corners, args.frames)
     check_sequence_output(args.out, args.fps)  # before the fit and the frames, not after
     synth = _photo_synthesizer(args)
-    frames = render_va(synth, points, progress=not args.quiet)
-    out = write_sequence(frames, args.out, args.fps)
+    # frames go to the writer as they are rendered: a long path never holds them all in memory
+    out = write_sequence(iter_va(synth, points, progress=not args.quiet), args.out, args.fps)
     plot = (out.with_name(out.stem + "_path.png") if out.suffix else out / "path.png")
     write_image(plot, path_plot(corners, points))
     if not args.quiet:
-        print(f"wrote {len(frames)} frames to {out} and the path plot to {plot}")
+        print(f"wrote {len(points)} frames to {out} and the path plot to {plot}")
     return 0
 
 

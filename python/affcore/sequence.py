@@ -17,35 +17,50 @@ from .images import as_rgb8, write_image
 from .synthesis import Synthesizer
 
 
-def render_va(synth: Synthesizer, points, progress: bool = False) -> list[np.ndarray]:
-    """Render a list of (valence, arousal) points, reusing the synthesizer's fit.
+def iter_va(synth: Synthesizer, points, progress: bool = False):
+    """Render a list of (valence, arousal) points one at a time, reusing the synthesizer's
+    fit: an iterator of (H, W, 3) uint8 images, each rendered when it is asked for, so that
+    a long sequence can go to :func:`write_sequence` without all its frames in memory.
 
     Parameters
     ----------
     synth : a :class:`~affcore.synthesis.Synthesizer` of the photo.
     points : (N, 2) valence-arousal pairs in [-1, 1] (outside the unit disc: clamped with
-        a warning, see :func:`affcore.affect.va_weights`).
+        one warning for the whole list, see :func:`affcore.affect.va_weights`).
     progress : show a progress bar.
 
-    Returns a list of N (H, W, 3) uint8 images.
+    The points are checked (shape, finite values) when this is called, not at the first frame.
     """
-    from tqdm import tqdm
-
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"points: expected shape (N, 2), got {pts.shape}")
     if not np.isfinite(pts).all():
         raise ValueError("points: valence and arousal must be finite")
-    outside = np.hypot(pts[:, 0], pts[:, 1]) > 1.0
+    radius = np.hypot(pts[:, 0], pts[:, 1])
+    outside = radius > 1.0
     if outside.any():
         # one warning for the list, not one per point
-        k = int(np.argmax(np.hypot(pts[:, 0], pts[:, 1])))
+        k = int(np.argmax(radius))
         warnings.warn(f"{int(outside.sum())} of {len(pts)} (valence, arousal) points lie outside the unit disc "
                       f"(farthest: ({pts[k, 0]:g}, {pts[k, 1]:g})); clamped radially to radius 1",
                       UserWarning, stacklevel=2)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"\(valence, arousal\) = .* lies outside the unit disc")
-        return [synth.render(va=(v, a)) for v, a in tqdm(pts, unit="frame", disable=not progress)]
+    return _frames(synth, pts, progress)
+
+
+def _frames(synth: Synthesizer, pts: np.ndarray, progress: bool):
+    from tqdm import tqdm
+
+    for v, a in tqdm(pts, unit="frame", disable=not progress):
+        with warnings.catch_warnings():  # iter_va warned once for the whole list
+            warnings.filterwarnings("ignore", message=r"\(valence, arousal\) = .* lies outside the unit disc")
+            frame = synth.render(va=(v, a))
+        yield frame
+
+
+def render_va(synth: Synthesizer, points, progress: bool = False) -> list[np.ndarray]:
+    """Render a list of (valence, arousal) points, reusing the synthesizer's fit: a list of
+    N (H, W, 3) uint8 images. Parameters as :func:`iter_va`, which renders them one at a time."""
+    return list(iter_va(synth, points, progress))
 
 
 def va_grid(n: int) -> np.ndarray:
@@ -153,31 +168,61 @@ def check_sequence_output(out: str | os.PathLike, fps: float = 30.0) -> Path:
     return out
 
 
+def _same_size_rgb8(frames):
+    """The frames as uint8 RGB, one at a time, each checked to have the first one's size."""
+    size = None
+    for k, f in enumerate(frames):
+        f = as_rgb8(f)
+        if size is None:
+            size = f.shape[:2]
+        elif f.shape[:2] != size:
+            # a video writer would drop such a frame silently
+            raise ValueError(f"frame {k} is {f.shape[1]}x{f.shape[0]}, frame 0 {size[1]}x{size[0]}: "
+                             "all frames must have the same size")
+        yield f
+
+
 def write_sequence(frames, out: str | os.PathLike, fps: float = 30.0) -> Path:
     """Write frames as an MP4 video (``out`` ending in ``.mp4``) or as numbered PNGs in the
-    folder ``out`` (``frame_0000.png`` ...). The video is written to a temporary file and
-    renamed, so an interrupted run leaves no half-written video."""
+    folder ``out`` (``frame_0000.png`` ...).
+
+    ``frames`` may be any iterable of (H, W, 3) images of one size, e.g. :func:`iter_va`'s:
+    each is written as it arrives and none is kept. The video is written to a temporary file
+    and renamed when complete, so an interrupted or failed run leaves no video, whole or
+    half-written; each PNG is written whole (temporary file, then rename), so an interrupted
+    run keeps the frames it finished. Returns ``out``.
+    """
     import cv2
 
     out = check_sequence_output(out, fps)
-    frames = [as_rgb8(f) for f in frames]
-    if not frames:
-        raise ValueError("no frames to write")
+    frames = _same_size_rgb8(frames)
+    written = 0
     if out.suffix.lower() == ".mp4":
-        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.stem}.partial.mp4")
-        h, w = frames[0].shape[:2]
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
-        if not writer.isOpened():
-            raise OSError(f"cannot open a video writer for {out} (OpenCV built without an MP4 encoder?)")
+        writer = None
         try:
             for f in frames:
+                if writer is None:  # opened at the first frame, which gives the size
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
+                                             (f.shape[1], f.shape[0]))
+                    if not writer.isOpened():
+                        raise OSError(f"cannot open a video writer for {out} (OpenCV built without an MP4 encoder?)")
                 writer.write(np.ascontiguousarray(f[:, :, ::-1]))
-        finally:
-            writer.release()
+                written += 1
+        except BaseException:
+            if writer is not None:
+                writer.release()
+            tmp.unlink(missing_ok=True)
+            raise
+        if writer is None:
+            raise ValueError("no frames to write")
+        writer.release()
         os.replace(tmp, out)
         return out
-    out.mkdir(parents=True, exist_ok=True)
-    for k, f in enumerate(frames):
-        write_image(out / f"frame_{k:04d}.png", f)
+    for f in frames:
+        write_image(out / f"frame_{written:04d}.png", f)
+        written += 1
+    if not written:
+        raise ValueError("no frames to write")
     return out
