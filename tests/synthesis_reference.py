@@ -18,8 +18,8 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # The mesh parts, materials, result type and target weights are shared with the fast path;
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
-    ALBEDO, GUMS, IRIS, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget, Synthesizer, _face_triangles, _mesh,
-    _outline_skin)
+    ALBEDO, GUMS, IRIS, LID_MARGIN, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget, Synthesizer,
+    _face_triangles, _mesh, _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -195,11 +195,14 @@ class ReferenceSynthesizer:
             flat = colour.reshape(-1, 3)
             flat[idx[synthetic]] = (lit * shade[:, None])[synthetic]
         rendered = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
-        # uncovered eyeball continues the eyeball the photo showed below it, column by
-        # column (texture_transfer.hpp, continue_eyeball)
+        # uncovered eyeball, column by column (texture_transfer.hpp, continue_eyeball): the
+        # lid margin shown below it moves up with the lid; the gap takes the median colour
+        # of the shown eyeball below the margin (3 rows, 5 columns)
         eye = np.full(tid.shape, -1, np.int8)
         on_eye = np.isin(p, (SCLERA, IRIS))
         eye.reshape(-1)[idx[on_eye]] = (~seen[on_eye]).astype(np.int8)
+        margin = int(round(LID_MARGIN * self.fit.scale))
+        before = rendered.copy()
         for x in np.flatnonzero((eye == 1).any(axis=0)):
             col = eye[:, x]
             y = 0
@@ -210,9 +213,13 @@ class ReferenceSynthesizer:
                 start = y
                 while y < bh and col[y] == 1:
                     y += 1
-                source = y + 2
-                if source < bh and col[source] == 0:
-                    rendered[start:y, x] = rendered[source, x]
+                if y + margin >= bh or not (col[y:y + margin + 1] == 0).all():
+                    continue
+                window = eye[y + margin:y + margin + 3, max(0, x - 2):x + 3]
+                colours = before[y + margin:y + margin + 3, max(0, x - 2):x + 3][window == 0]
+                median = np.sort(colours, axis=0)[len(colours) // 2]
+                rendered[start:start + margin, x] = before[y:y + margin, x]
+                rendered[start + margin:y + margin, x] = median
 
         # surroundings follow the face: warp the photo by the face's motion, extended smoothly
         box = self.image[y0:y1, x0:x1]

@@ -146,6 +146,11 @@ def _outline_skin(mesh: _Mesh, screen: np.ndarray, covered: np.ndarray, origin, 
 # triangles are rendered, the vertices they use, and the identity and expression bases
 # restricted to those vertices (a contiguous copy, so a target deforms ~23k vertices
 # instead of the model's 27k and never copies the basis).
+# Thickness of the photo's upper lid margin (lashes, the lid's shadow on the eyeball), in
+# the model's units (cm): where widened lids uncover eyeball, this much of the eyeball shown
+# below moves up with the lid (texture_transfer.hpp, continue_eyeball). About 0.02
+# inter-ocular distances: 4 pixels at 1350 x 1350 for the London photos.
+LID_MARGIN = 0.13
 _LIP_LANDMARKS = (48, 54, 51, 57)  # mouth corners and lip centres: the front of the mouth cavity
 
 
@@ -436,7 +441,8 @@ class Synthesizer:
             self._source_screen, screen, self._target_shaded, self._src_raster.depth, (sx0, sy0), (x0, y0),
             # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
-            skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression))
+            skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression),
+            lid_margin=int(round(LID_MARGIN * self.fit.scale)))
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small

@@ -154,6 +154,9 @@ struct FaceInputs {
     // Optional, V: a factor on the photo's colour at skin pixels, interpolated from the
     // vertices (the expression's change of skin shading: creases, folds; null = none).
     const float* skin_shade = nullptr;
+    // Thickness of the photo's upper lid margin (lashes, the lid's shadow) in pixels, moved up
+    // with the lid where widened lids uncover eyeball (continue_eyeball).
+    int lid_margin = 0;
 };
 
 // The displacement field and the coverage go to the extension of the field into the
@@ -482,17 +485,28 @@ inline void transfer_face_row(const FaceInputs& in, const FaceOutputs& out, std:
     }
 }
 
-// How far below a run of uncovered eyeball its colour is taken from, in pixels: clear of
-// the lid's edge in the photo, where lashes and the lid's shadow darken the eyeball.
-inline constexpr int kEyeballReach = 2;
+// The window below a run's lid margin whose shown eyeball gives the run its colour: up to
+// this many columns on either side, and this many rows.
+inline constexpr int kEyeballHalfWidth = 2;
+inline constexpr int kEyeballRows = 3;
 
 // Eyeball that the target's widened lids uncover was hidden in the photo, so the photo has
 // no colour for it; a flat material colour (face_pixel_colour) showed as a grey arc between
-// lid and eyeball, across the iris too. Each column's run of such pixels takes instead the
-// colour of the eyeball the photo did show just below the run (kEyeballReach pixels on), so
-// iris continues as iris and sclera as sclera; where the pixel there is not shown eyeball
-// (the run ends at the lower lid), the material colour stays. Runs after transfer_face's
-// pixels are written; sequential, over the eyeballs' box only.
+// lid and eyeball. Each column's run of such pixels is filled from the eyeball the photo
+// did show below it, in two parts:
+//  * The photo's lid margin (lashes, eyeliner, the lid's shadow on the eyeball) seldom lies
+//    exactly on the fitted lid: most often it falls on the fitted eyeball, just below the
+//    lid's edge. Left there, it stays behind as a second lid line, or is drawn out in
+//    stripes, while the lid moves up. So the first `lid_margin` pixels of shown eyeball
+//    below the run move up with the lid, to the top of the run.
+//  * The gap they leave takes the colour of the eyeball below the margin: the per-channel
+//    median of the shown eyeball in a window there (kEyeballRows rows, kEyeballHalfWidth
+//    columns either side), so that a catchlight or a lash is not drawn out into a streak,
+//    and iris continues as iris, sclera as sclera.
+// A column whose shown eyeball below the run is shorter than the margin and one more row
+// (the run ends at the lower lid) keeps the material colour. Runs after transfer_face's
+// pixels are written; sequential, over the eyeballs' box only, reading the composite as
+// transfer_face left it (the result does not depend on the order of the columns).
 inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
     const int W = in.box_w, H = in.box_h;
     float x0 = std::numeric_limits<float>::infinity(), y0 = x0, x1 = -x0, y1 = -x0;
@@ -509,32 +523,72 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
     };
     const int c0 = clamp(std::floor(x0) - float(in.box_x0), 0, W - 1), c1 = clamp(std::ceil(x1) - float(in.box_x0), 0, W - 1);
     const int r0 = clamp(std::floor(y0) - float(in.box_y0), 0, H - 1), r1 = clamp(std::ceil(y1) - float(in.box_y0), 0, H - 1);
-    // -1: not eyeball; 0: eyeball the photo showed; 1: eyeball it did not
-    auto eyeball = [&](int x, int y) {
-        const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x);
-        const std::int32_t t = in.triangle_id[i];
-        if (t < 0 || (in.part[t] != kSclera && in.part[t] != kIris)) return -1;
-        const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1], b0 = 1.0f - b1 - b2;
-        float sx, sy, sz;
-        surface_point(in, t, b0, b1, b2, sx, sy, sz);
-        return seen_in_photo(in, sx, sy, sz) ? 0 : 1;
+    const int bw = c1 - c0 + 1, bh = r1 - r0 + 1;
+    // over the eyeballs' box: -1 not eyeball; 0 eyeball the photo showed; 1 eyeball it did not
+    std::vector<std::int8_t> state(static_cast<std::size_t>(bw) * static_cast<std::size_t>(bh));
+    bool uncovered = false;
+    for (int y = r0; y <= r1; ++y) {
+        for (int x = c0; x <= c1; ++x) {
+            const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x);
+            const std::int32_t t = in.triangle_id[i];
+            std::int8_t s = -1;
+            if (t >= 0 && (in.part[t] == kSclera || in.part[t] == kIris)) {
+                const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1], b0 = 1.0f - b1 - b2;
+                float sx, sy, sz;
+                surface_point(in, t, b0, b1, b2, sx, sy, sz);
+                s = seen_in_photo(in, sx, sy, sz) ? 0 : 1;
+                uncovered = uncovered || s == 1;
+            }
+            state[static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(bw) + static_cast<std::size_t>(x - c0)] = s;
+        }
+    }
+    if (!uncovered) return;
+    auto at = [&](int x, int y) {
+        return state[static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(bw) + static_cast<std::size_t>(x - c0)];
     };
+    // the composite over the box as transfer_face wrote it
+    std::vector<std::uint8_t> before(3 * state.size());
+    for (int y = r0; y <= r1; ++y)
+        std::memcpy(before.data() + 3 * static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(bw),
+                    out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(c0)),
+                    3 * static_cast<std::size_t>(bw));
+    auto colour_before = [&](int x, int y) {
+        return before.data() + 3 * (static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(bw) + static_cast<std::size_t>(x - c0));
+    };
+    auto pixel = [&](int x, int y) {
+        return out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x));
+    };
+    const int margin = in.lid_margin;
+    std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
     for (int x = c0; x <= c1; ++x) {
         for (int y = r0; y <= r1;) {
-            if (eyeball(x, y) != 1) {
+            if (at(x, y) != 1) {
                 ++y;
                 continue;
             }
-            const int start = y;  // (known uncovered: the run's other pixels are tested once each)
-            do ++y;
-            while (y <= r1 && eyeball(x, y) == 1);
-            const int from = y + kEyeballReach;
-            if (from >= H || eyeball(x, from) != 0) continue;
-            const std::uint8_t* src = out.composite + 3 * (static_cast<std::size_t>(from) * W + static_cast<std::size_t>(x));
-            for (int r = start; r < y; ++r) {
-                std::uint8_t* o = out.composite + 3 * (static_cast<std::size_t>(r) * W + static_cast<std::size_t>(x));
-                o[0] = src[0], o[1] = src[1], o[2] = src[2];
+            const int start = y;
+            while (y <= r1 && at(x, y) == 1) ++y;
+            // shown eyeball below the run: at least the margin and one row under it
+            int shown = 0;
+            while (shown <= margin && y + shown <= r1 && at(x, y + shown) == 0) ++shown;
+            if (shown <= margin) continue;
+            int n = 0;
+            for (int wy = y + margin; wy < std::min(y + margin + kEyeballRows, r1 + 1); ++wy) {
+                for (int wx = std::max(c0, x - kEyeballHalfWidth); wx <= std::min(c1, x + kEyeballHalfWidth); ++wx) {
+                    if (at(wx, wy) != 0) continue;
+                    const std::uint8_t* c = colour_before(wx, wy);
+                    for (int k = 0; k < 3; ++k) window[k][n] = c[k];
+                    ++n;
+                }
             }
+            std::uint8_t median[3];
+            for (int k = 0; k < 3; ++k) {
+                std::nth_element(window[k], window[k] + n / 2, window[k] + n);
+                median[k] = window[k][n / 2];
+            }
+            const int lift = y - start;  // how far the lid moved up here
+            for (int r = start; r < start + margin; ++r) std::memcpy(pixel(x, r), colour_before(x, r + lift), 3);
+            for (int r = start + margin; r < y + margin; ++r) std::memcpy(pixel(x, r), median, 3);
         }
     }
 }
