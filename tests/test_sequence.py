@@ -8,7 +8,7 @@ import pytest
 from affcore import affect
 from affcore.images import read_image
 from affcore.landmarks import detect_landmarks, inter_ocular_distance
-from affcore.sequence import face_crop_box, iter_va, path_plot, render_va, va_grid, write_sequence
+from affcore.sequence import face_crop_box, iter_va, path_plot, render_va, va_grid, va_plane_picture, write_sequence
 from affcore.synthesis import Synthesizer
 
 
@@ -175,3 +175,27 @@ def test_frames_of_another_size_are_refused(synth, tmp_path):
         with pytest.raises(ValueError, match="frame 1 is .* all frames must have the same size"):
             write_sequence([frame, frame[:-2]], out)
     assert not (tmp_path / "seq.mp4").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_va_plane_picture_places_each_face_in_its_cell(synth):
+    import cv2
+
+    n, tile = 3, 64
+    pad = tile // 2
+    canvas = va_plane_picture(synth, n=n, tile=tile)
+    assert canvas.shape == (n * tile + 2 * pad, n * tile + 2 * pad, 3)
+
+    def cell(r, c):
+        return canvas[pad + r * tile:pad + (r + 1) * tile, pad + c * tile:pad + (c + 1) * tile].astype(np.int16)
+
+    # the corners, (+-1, +-1), lie outside the unit disc: left empty (white but for the axes'
+    # ink and the anchors' labels)
+    for r, c in ((0, 0), (0, 2), (2, 0), (2, 2)):
+        assert (cell(r, c) == 255).mean() > 0.8, (r, c)
+    # the centre cell is the neutral face (the photo's own, but for labels and axes), the
+    # one to its right the person at full valence
+    x0, y0, x1, y1 = face_crop_box(synth.fit.landmarks, synth.image.shape)
+    own = cv2.resize(synth.render(va=(0.0, 0.0))[y0:y1, x0:x1], (tile, tile), interpolation=cv2.INTER_AREA)
+    happy = cv2.resize(synth.render(va=(1.0, 0.0))[y0:y1, x0:x1], (tile, tile), interpolation=cv2.INTER_AREA)
+    assert np.median(np.abs(cell(1, 1) - own)) == 0
+    assert np.median(np.abs(cell(1, 2) - happy)) == 0 and np.abs(cell(1, 2) - own).mean() > 1

@@ -96,17 +96,15 @@ def va_plane_picture(synth: Synthesizer, n: int = 5, tile: int = 160, progress: 
     pts = va_grid(n)
     inside = np.hypot(pts[:, 0], pts[:, 1]) <= 1.0 + 1e-9
     x0, y0, x1, y1 = face_crop_box(synth.fit.landmarks, synth.image.shape)
-    faces = render_va(synth, pts[inside], progress=progress)
     pad, label = tile // 2, max(14, tile // 8)
     size = n * tile
     canvas = np.full((size + 2 * pad, size + 2 * pad, 3), 255, np.uint8)
-    it = iter(faces)
-    for k, (v, a) in enumerate(pts):
-        r, c = divmod(k, n)
-        if not inside[k]:
-            continue
-        face = cv2.resize(next(it)[y0:y1, x0:x1], (tile, tile), interpolation=cv2.INTER_AREA)
-        canvas[pad + r * tile:pad + (r + 1) * tile, pad + c * tile:pad + (c + 1) * tile] = face
+    # each face goes into its cell as it is rendered: one full-size image in memory at a time
+    faces = iter_va(synth, pts[inside], progress=progress)
+    for k, face in zip(np.flatnonzero(inside), faces):
+        r, c = divmod(int(k), n)
+        cell = cv2.resize(face[y0:y1, x0:x1], (tile, tile), interpolation=cv2.INTER_AREA)
+        canvas[pad + r * tile:pad + (r + 1) * tile, pad + c * tile:pad + (c + 1) * tile] = cell
     ink = (40, 40, 40)
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, label / 30
     centre = pad + size // 2
@@ -120,7 +118,10 @@ def va_plane_picture(synth: Synthesizer, n: int = 5, tile: int = 160, progress: 
         # the anchor's place on the plane, in canvas pixels (grid cell centres span [-1, 1])
         px = pad + tile / 2 + (v + 1) / 2 * (size - tile)
         py = pad + tile / 2 + (1 - a) / 2 * (size - tile)
+        # a white halo keeps the names legible where they fall on a face
+        cv2.circle(canvas, (int(px), int(py)), 6, (255, 255, 255), -1, cv2.LINE_AA)
         cv2.circle(canvas, (int(px), int(py)), 4, (220, 30, 30), -1, cv2.LINE_AA)
+        cv2.putText(canvas, name, (int(px) + 6, int(py) - 6), font, scale, (255, 255, 255), 4, cv2.LINE_AA)
         cv2.putText(canvas, name, (int(px) + 6, int(py) - 6), font, scale, (220, 30, 30), 1, cv2.LINE_AA)
     return canvas
 
