@@ -8,6 +8,7 @@ augmentation). Metadata: ``classes`` (comma-separated), ``input_size``, ``arch``
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,15 @@ def export_onnx(model, path: str | os.PathLike, arch: str = "", flip_tta: bool =
     wrapped = _wrapper(model, flip_tta)
     dummy = torch.full((2, 1, INPUT_SIZE, INPUT_SIZE), 128.0)
     tmp = path.with_name(f".{path.stem}.partial.onnx")
-    torch.onnx.export(wrapped, (dummy,), str(tmp), input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                      dynamo=False, do_constant_folding=True)
+    with warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose: the torch.export-based one needs
+        # onnxscript, one more dependency, for a plain feed-forward net it gains nothing on.
+        # torch 2.9+ calls it deprecated, twice per export; the choice is ours, not the user's.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        torch.onnx.export(wrapped, (dummy,), str(tmp), input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                          dynamo=False, do_constant_folding=True)
     m = onnx.load(str(tmp))
     for k, v in {"classes": ",".join(CLASSES), "input_size": str(INPUT_SIZE), "arch": arch,
                  "flip_tta": str(int(flip_tta)), "producer": "affcore.fer"}.items():
