@@ -78,11 +78,12 @@ def _face_triangles(model: FaceModel):
     else:
         part[eyes] = SCLERA
     keep = part >= 0
+    tris, part = tris[keep], part[keep]
     # Skin first (the model lists its quads' first triangles for every part, then their
     # second ones): drawn before the mouth interior and the eyeballs, it hides most of them,
     # and the rasterizer then rejects their triangles by depth before drawing a pixel.
-    order = np.argsort(part[keep], kind="stable")
-    return np.ascontiguousarray(tris[keep][order]), part[keep][order]
+    order = np.argsort(part, kind="stable")
+    return np.ascontiguousarray(tris[order]), part[order]
 
 
 def _outer_boundary(triangles: np.ndarray, n: int) -> np.ndarray:
