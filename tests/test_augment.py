@@ -78,7 +78,7 @@ def test_atomic_write_leaves_old_file_on_error(tmp_path):
     p = tmp_path / "a.txt"
     _jobs.atomic_write_bytes(p, b"old")
     with pytest.raises(RuntimeError):
-        with _jobs.AtomicFile(p, "wb") as f:
+        with _jobs.atomic_file(p, "wb") as f:
             f.write(b"new, half")
             raise RuntimeError("crash")
     assert p.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["a.txt"]

@@ -151,6 +151,42 @@ def test_sequence_refuses_a_bad_output_before_fitting(data, tmp_path, out, fps, 
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("out", ["frames", "seq.mp4"])
+def test_a_terminated_sequence_keeps_whole_frames_and_no_temporary_file(data, tmp_path, out):
+    """``kill`` (SIGTERM) ends a command as Ctrl-C does: frames already written stay, each
+    whole; the frame and the video being written leave no temporary file behind."""
+    import signal
+    import time
+
+    from affcore import _jobs
+
+    proc = subprocess.Popen([sys.executable, "-m", "affcore", "sequence", str(data / "faces" / "london" / "005_neutral.jpg"),
+                             "--path", "0,0;0.8,0.4", "--frames", "2000", "--out", str(tmp_path / out), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        # a few frames in: PNGs written, or the video's temporary file growing
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len([p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size > 0]) >= 3 or \
+                    any(p.stat().st_size > 100_000 for p in tmp_path.glob("*") if p.is_file()):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err.strip() == "affcore: interrupted", (proc.returncode, err)
+    assert not list(tmp_path.rglob(f"*{_jobs.TMP_MARK}*"))
+    if out == "seq.mp4":
+        assert list(tmp_path.iterdir()) == []  # no video: it was not finished
+    else:
+        frames = sorted((tmp_path / out).iterdir())
+        assert frames and all(p.name.startswith("frame_") for p in frames)
+        for p in frames:
+            assert Image.open(p).size == (1350, 1350)  # each frame whole
+
+
 @pytest.mark.parametrize("args, words", [
     (["--expression", "joy"], ["valid names", "happiness"]),
     (["--expression", "happiness", "--intensity", "2"], ["intensity"]),

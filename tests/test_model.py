@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from affcore import _jobs
 from affcore import model as M
 from affcore.errors import ModelNotFoundError
 
@@ -53,7 +54,7 @@ def test_missing_model_error_says_where_to_get_it(tmp_path, monkeypatch):
 def test_import_obj_sample_matches_npz(tmp_path, data, model):
     out = M.import_obj_folder(data / "ict_face_model" / "obj_sample", tmp_path, progress=False)
     assert out == tmp_path / M.MODEL_FILENAME
-    assert not list(tmp_path.glob("*partial*"))
+    assert not list(tmp_path.glob(f"*{_jobs.TMP_MARK}*"))
     imported = M.load_model(out)
     np.testing.assert_array_equal(imported.neutral_vertices, model.neutral_vertices)
     np.testing.assert_array_equal(imported.polygons, model.polygons)

@@ -5,7 +5,7 @@ import weakref
 import numpy as np
 import pytest
 
-from affcore import affect
+from affcore import _jobs, affect
 from affcore.images import read_image
 from affcore.landmarks import detect_landmarks, inter_ocular_distance
 from affcore.sequence import face_crop_box, iter_va, path_plot, render_va, va_grid, va_plane_picture, write_sequence
@@ -115,7 +115,7 @@ def test_grid_and_outputs(synth, tmp_path):
     assert g.shape == (9, 2) and tuple(g[0]) == (-1.0, 1.0) and tuple(g[4]) == (0.0, 0.0)
     frames = render_va(synth, [(0.0, 0.0), (0.5, 0.5)])
     out = write_sequence(frames, tmp_path / "seq.mp4", fps=10)
-    assert out.stat().st_size > 1000 and not list(tmp_path.glob(".*partial*"))
+    assert out.stat().st_size > 1000 and not list(tmp_path.glob(f"*{_jobs.TMP_MARK}*"))
     import cv2
 
     cap = cv2.VideoCapture(str(out))
@@ -174,7 +174,7 @@ def test_frames_of_another_size_are_refused(synth, tmp_path):
     for out in (tmp_path / "seq.mp4", tmp_path / "frames"):
         with pytest.raises(ValueError, match="frame 1 is .* all frames must have the same size"):
             write_sequence([frame, frame[:-2]], out)
-    assert not (tmp_path / "seq.mp4").exists() and not list(tmp_path.glob(".*partial*"))
+    assert not (tmp_path / "seq.mp4").exists() and not list(tmp_path.glob(f"*{_jobs.TMP_MARK}*"))
 
 
 def test_va_plane_picture_places_each_face_in_its_cell(synth):

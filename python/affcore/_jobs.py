@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import secrets
@@ -22,8 +23,9 @@ TMP_MARK = ".affcore-tmp-"
 # -- atomic writes -------------------------------------------------------------------------
 def temp_path(path: Path) -> Path:
     """A unique hidden temporary name beside ``path`` (unique per process and call, so that
-    two writers of the same file never share a temporary file)."""
-    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    two writers of the same file never share a temporary file), ending in ``path``'s suffix
+    (for writers that choose the format by it: PIL, OpenCV's video writer)."""
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
 
 
 def fsync_dir(path: Path) -> None:
@@ -39,54 +41,44 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path, data: bytes, fsync: bool = True) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, flushed
-    (and fsync'd), then ``os.replace``. Readers see the old file or the whole new one."""
+@contextlib.contextmanager
+def atomic_path(path, fsync: bool = False) -> Iterator[Path]:
+    """``with atomic_path(path) as tmp:`` write the file ``tmp`` (for writers that take a
+    file name); it replaces ``path`` only when the block finishes without an exception, and
+    is removed otherwise, so ``path`` is never half-written and an interrupted write leaves
+    nothing behind. With ``fsync``, the file and then its folder are flushed to disk too.
+    ``path``'s folder is created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
+        yield tmp
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+        if fsync:
+            fsync_dir(path.parent)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
-class AtomicFile:
-    """Context manager: ``with AtomicFile(path, "w") as f: ...`` writes a temporary file that
-    replaces ``path`` only when the block finishes without an exception."""
+@contextlib.contextmanager
+def atomic_file(path, mode: str = "w", fsync: bool = True, **kwargs):
+    """``with atomic_file(path, "w") as f:`` write through the file object ``f``, as
+    :func:`atomic_path` (``kwargs`` go to :func:`open`)."""
+    with atomic_path(path, fsync=fsync) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
 
-    def __init__(self, path, mode: str = "w", fsync: bool = True, **kwargs):
-        self.path = Path(path)
-        self.mode, self.fsync, self.kwargs = mode, fsync, kwargs
-        self.tmp = temp_path(self.path)
 
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(self.tmp, self.mode, **self.kwargs)
-        return self.f
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.f.flush()
-                if self.fsync:
-                    os.fsync(self.f.fileno())
-            self.f.close()
-            if exc_type is None:
-                os.replace(self.tmp, self.path)
-                if self.fsync:
-                    fsync_dir(self.path.parent)
-        finally:
-            if self.tmp.exists():
-                self.tmp.unlink(missing_ok=True)
-        return False
+def atomic_write_bytes(path, data: bytes, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` as :func:`atomic_path` does."""
+    with atomic_file(path, "wb", fsync=fsync) as f:
+        f.write(data)
+    return Path(path)
 
 
 def remove_temp_files(root) -> int:

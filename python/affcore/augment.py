@@ -721,7 +721,7 @@ def _write_outputs(out: Path, journal_path: Path, offsets: array.array, targets:
     tmap = {t.name: t for t in targets}
     counts = {"inputs": len(offsets), "inputs_ok": 0, "inputs_failed": 0, "rows": 0, "faces_ok": 0, "faces_failed": 0}
     npz_rows = []  # (crop path, target name, source_index, split) of ok rows: small
-    with _jobs.AtomicFile(out / "manifest.csv", "w", fsync=fsync, newline="", encoding="utf-8") as f:
+    with _jobs.atomic_file(out / "manifest.csv", "w", fsync=fsync, newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
         w.writeheader()
         for rec in _ordered_records(journal_path, offsets):
@@ -747,19 +747,15 @@ def _write_parquet(out: Path) -> Path:
              for c in MANIFEST_COLUMNS}
     schema = pa.schema([(c, types[c]) for c in MANIFEST_COLUMNS])
     dest = out / "manifest.parquet"
-    tmp = _jobs.temp_path(dest)
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer, open(out / "manifest.csv", newline="", encoding="utf-8") as f:
-            batch: list[dict] = []
-            for row in csv.DictReader(f):
-                batch.append({k: _parse_cell(k, v) for k, v in row.items()})
-                if len(batch) >= 65536:
-                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                    batch = []
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _jobs.atomic_path(dest) as tmp, pq.ParquetWriter(tmp, schema) as writer, \
+            open(out / "manifest.csv", newline="", encoding="utf-8") as f:
+        batch: list[dict] = []
+        for row in csv.DictReader(f):
+            batch.append({k: _parse_cell(k, v) for k, v in row.items()})
+            if len(batch) >= 65536:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch = []
+        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
     return dest
 
 
@@ -796,7 +792,7 @@ def _write_npz(out: Path, rows, tmap, info: dict, fsync: bool) -> Path:
     labels = np.array([label_of(tmap[t]) for _, t, _, _ in rows], dtype=np.int64)
     shape = tuple(info["crop_shape"])
     dest = out / "augmented.npz"
-    with _jobs.AtomicFile(dest, "wb", fsync=fsync) as f, zipfile.ZipFile(f, "w") as zf:
+    with _jobs.atomic_file(dest, "wb", fsync=fsync) as f, zipfile.ZipFile(f, "w") as zf:
         with _zip_npy(zf, "images", True) as fh:
             np.lib.format.write_array_header_2_0(fh, {"descr": "|u1", "fortran_order": False,
                                                       "shape": (len(rows),) + shape})

@@ -3,9 +3,11 @@ on bad input; ``--debug`` shows the traceback instead."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -15,11 +17,9 @@ class CommandError(Exception):
 
 
 def _write_json(path: str, payload) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.partial")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, p)
+    from ._jobs import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode(), fsync=False)
 
 
 def _cmd_fit(args) -> int:
@@ -325,23 +325,43 @@ def _one_line_warning(command: str):
     return show
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a scheduler's time limit) ends a command as Ctrl-C does, so that
+    its cleanups run: no temporary file is left behind, and batch jobs stop their workers.
+    (Python's default for SIGTERM ends the process on the spot.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can be set from the main thread only
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.debug:
-        return args.func(args)
-    from .errors import AffcoreError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warning(args.command)
+    with _terminate_as_interrupt():
+        if args.debug:
             return args.func(args)
-    except (CommandError, AffcoreError, ValueError, OSError, TypeError) as e:
-        print(f"affcore {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("affcore: interrupted", file=sys.stderr)
-        return 130
+        from .errors import AffcoreError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warning(args.command)
+                return args.func(args)
+        except (CommandError, AffcoreError, ValueError, OSError, TypeError) as e:
+            print(f"affcore {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("affcore: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -107,9 +107,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an (H, W, 3) uint8 RGB image atomically (temporary file, then rename)."""
     from PIL import Image
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.stem}.partial{p.suffix}")
-    Image.fromarray(as_rgb8(image)).save(tmp)
-    os.replace(tmp, p)
-    return p
+    from ._jobs import atomic_path
+
+    image = Image.fromarray(as_rgb8(image))
+    with atomic_path(path) as tmp:
+        image.save(tmp)
+    return Path(path)

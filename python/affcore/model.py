@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
+from ._jobs import atomic_file
 from .errors import ModelNotFoundError
 
 MODEL_FILENAME = "ict_face_model.npz"
@@ -309,11 +310,9 @@ def import_obj_folder(source: str | os.PathLike, destination: str | os.PathLike 
     dest = Path(destination) if destination is not None else cache_dir()
     if dest.suffix != ".npz":
         dest = dest / MODEL_FILENAME
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".partial.npz")
-    np.savez(tmp, neutral_vertices=neutral, polygons=polygons, polygon_uv_indices=uv_idx, uvs=uvs,
-             polygon_material=material, material_names=np.array(material_names),
-             identity_basis=identity_basis, identity_names=np.array([p.stem for p in identity_paths]),
-             expression_basis=expression_basis, expression_names=np.array([p.stem for p in expression_paths]))
-    os.replace(tmp, dest)
+    with atomic_file(dest, "wb", fsync=False) as f:
+        np.savez(f, neutral_vertices=neutral, polygons=polygons, polygon_uv_indices=uv_idx, uvs=uvs,
+                 polygon_material=material, material_names=np.array(material_names),
+                 identity_basis=identity_basis, identity_names=np.array([p.stem for p in identity_paths]),
+                 expression_basis=expression_basis, expression_names=np.array([p.stem for p in expression_paths]))
     return dest

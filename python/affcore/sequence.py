@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import affect
+from ._jobs import atomic_path
 from .images import as_rgb8, write_image
 from .synthesis import Synthesizer
 
@@ -199,27 +200,23 @@ def write_sequence(frames, out: str | os.PathLike, fps: float = 30.0) -> Path:
     frames = _same_size_rgb8(frames)
     written = 0
     if out.suffix.lower() == ".mp4":
-        tmp = out.with_name(f".{out.stem}.partial.mp4")
-        writer = None
-        try:
-            for f in frames:
-                if writer is None:  # opened at the first frame, which gives the size
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
-                                             (f.shape[1], f.shape[0]))
-                    if not writer.isOpened():
-                        raise OSError(f"cannot open a video writer for {out} (OpenCV built without an MP4 encoder?)")
-                writer.write(np.ascontiguousarray(f[:, :, ::-1]))
-                written += 1
-        except BaseException:
-            if writer is not None:
-                writer.release()
-            tmp.unlink(missing_ok=True)
-            raise
-        if writer is None:
-            raise ValueError("no frames to write")
-        writer.release()
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            writer = None
+            try:
+                for f in frames:
+                    if writer is None:  # opened at the first frame, which gives the size
+                        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
+                                                 (f.shape[1], f.shape[0]))
+                        if not writer.isOpened():
+                            raise OSError(f"cannot open a video writer for {out} "
+                                          "(OpenCV built without an MP4 encoder?)")
+                    writer.write(np.ascontiguousarray(f[:, :, ::-1]))
+                    written += 1
+            finally:
+                if writer is not None:
+                    writer.release()
+            if not written:
+                raise ValueError("no frames to write")
         return out
     for f in frames:
         write_image(out / f"frame_{written:04d}.png", f)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -256,16 +256,13 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
 
 def save_expression_shading(shading: ExpressionShading, path) -> Path:
     """Write an .npz (atomically: a partial file never takes the name)."""
-    import os
+    from ._jobs import atomic_file
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.partial.npz")
-    np.savez_compressed(tmp, format=np.array(_FORMAT), expressions=np.array(shading.expressions),
-                        log_ratio=shading.log_ratio.astype(np.float16), people=shading.people,
-                        strength=np.float64(shading.strength))
-    os.replace(tmp, p)
-    return p
+    with atomic_file(path, "wb", fsync=False) as f:  # a file object: numpy adds no .npz to its name
+        np.savez_compressed(f, format=np.array(_FORMAT), expressions=np.array(shading.expressions),
+                            log_ratio=shading.log_ratio.astype(np.float16), people=shading.people,
+                            strength=np.float64(shading.strength))
+    return Path(path)
 
 
 def load_expression_shading(path) -> ExpressionShading:

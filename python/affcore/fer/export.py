@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._jobs import atomic_path
 from . import CLASSES
 from .data import INPUT_SIZE, MEAN, STD
 
@@ -44,28 +45,27 @@ def export_onnx(model, path: str | os.PathLike, arch: str = "", flip_tta: bool =
     import torch
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().to(memory_format=torch.contiguous_format).eval()
     wrapped = _wrapper(model, flip_tta)
     dummy = torch.full((2, 1, INPUT_SIZE, INPUT_SIZE), 128.0)
-    tmp = path.with_name(f".{path.stem}.partial.onnx")
-    with warnings.catch_warnings():
-        # The TorchScript exporter is chosen on purpose: the torch.export-based one needs
-        # onnxscript, one more dependency, for a plain feed-forward net it gains nothing on.
-        # torch 2.9+ calls it deprecated, twice per export; the choice is ours, not the user's.
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
-        torch.onnx.export(wrapped, (dummy,), str(tmp), input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                          dynamo=False, do_constant_folding=True)
-    m = onnx.load(str(tmp))
-    for k, v in {"classes": ",".join(CLASSES), "input_size": str(INPUT_SIZE), "arch": arch,
-                 "flip_tta": str(int(flip_tta)), "producer": "affcore.fer"}.items():
-        e = m.metadata_props.add()
-        e.key, e.value = k, v
-    onnx.checker.check_model(m)
-    onnx.save(m, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            # The TorchScript exporter is chosen on purpose: the torch.export-based one needs
+            # onnxscript, one more dependency, for a plain feed-forward net it gains nothing
+            # on. torch 2.9+ calls it deprecated, twice per export; the choice is ours, not
+            # the user's.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+            warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+            torch.onnx.export(wrapped, (dummy,), str(tmp), input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                              dynamo=False, do_constant_folding=True)
+        m = onnx.load(str(tmp))
+        for k, v in {"classes": ",".join(CLASSES), "input_size": str(INPUT_SIZE), "arch": arch,
+                     "flip_tta": str(int(flip_tta)), "producer": "affcore.fer"}.items():
+            e = m.metadata_props.add()
+            e.key, e.value = k, v
+        onnx.checker.check_model(m)
+        onnx.save(m, str(tmp))
     return path
 
 

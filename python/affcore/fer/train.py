@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._jobs import atomic_file
 from . import CLASSES
 from .data import augment, check_pairs, load_extra, load_fer2013, normalize
 
@@ -77,9 +78,8 @@ def predict_logits(model, images: np.ndarray, batch_size: int = 512, flip_tta: b
 def _save(obj, path: Path):
     import torch
 
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path, "wb", fsync=False) as f:
+        torch.save(obj, f)
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_train=None,
