@@ -94,6 +94,11 @@ def test_a_path_outside_the_disc_warns_once(synth):
         frames = render_va(synth, [(0.5, 0.0), (1.5, 0.0), (0.0, 2.0), (1.0, 0.0)])
     assert [str(w.message) for w in said] == [
         "2 of 4 (valence, arousal) points lie outside the unit disc (farthest: (0, 2)); clamped radially to radius 1"]
+    assert said[0].filename == __file__  # it points at the caller's line
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        iter_va(synth, [(1.5, 0.0)])
+    assert len(said) == 1 and said[0].filename == __file__
     assert np.array_equal(frames[1], frames[3])  # (1.5, 0) is rendered as (1, 0)
     with pytest.raises(ValueError, match="finite"):
         render_va(synth, [(0.0, float("nan"))])

@@ -32,6 +32,12 @@ def iter_va(synth: Synthesizer, points, progress: bool = False):
 
     The points are checked (shape, finite values) when this is called, not at the first frame.
     """
+    return _frames(synth, _checked_points(points), progress)
+
+
+def _checked_points(points) -> np.ndarray:
+    """The (N, 2) float64 VA points, checked; one warning (at the public function's caller)
+    for those outside the unit disc."""
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"points: expected shape (N, 2), got {pts.shape}")
@@ -44,15 +50,15 @@ def iter_va(synth: Synthesizer, points, progress: bool = False):
         k = int(np.argmax(radius))
         warnings.warn(f"{int(outside.sum())} of {len(pts)} (valence, arousal) points lie outside the unit disc "
                       f"(farthest: ({pts[k, 0]:g}, {pts[k, 1]:g})); clamped radially to radius 1",
-                      UserWarning, stacklevel=2)
-    return _frames(synth, pts, progress)
+                      UserWarning, stacklevel=3)
+    return pts
 
 
 def _frames(synth: Synthesizer, pts: np.ndarray, progress: bool):
     from tqdm import tqdm
 
     for v, a in tqdm(pts, unit="frame", disable=not progress):
-        with warnings.catch_warnings():  # iter_va warned once for the whole list
+        with warnings.catch_warnings():  # _checked_points warned once for the whole list
             warnings.filterwarnings("ignore", message=r"\(valence, arousal\) = .* lies outside the unit disc")
             frame = synth.render(va=(v, a))
         yield frame
@@ -61,7 +67,7 @@ def _frames(synth: Synthesizer, pts: np.ndarray, progress: bool):
 def render_va(synth: Synthesizer, points, progress: bool = False) -> list[np.ndarray]:
     """Render a list of (valence, arousal) points, reusing the synthesizer's fit: a list of
     N (H, W, 3) uint8 images. Parameters as :func:`iter_va`, which renders them one at a time."""
-    return list(iter_va(synth, points, progress))
+    return list(_frames(synth, _checked_points(points), progress))
 
 
 def va_grid(n: int) -> np.ndarray:
