@@ -18,8 +18,8 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # The mesh parts, materials, result type and target weights are shared with the fast path;
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
-    ALBEDO, GUMS, IRIS, LID_MARGIN, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget, Synthesizer,
-    _face_triangles, _mesh, _outline_skin)
+    ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget,
+    Synthesizer, _face_triangles, _mesh, _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -220,6 +220,34 @@ class ReferenceSynthesizer:
                 median = np.sort(colours, axis=0)[len(colours) // 2]
                 rendered[start:start + margin, x] = before[y:y + margin, x]
                 rendered[start + margin:y + margin, x] = median
+
+        # thin slivers of hidden mouth interior next to shown interior take the shown
+        # neighbour's colour, halves from above and below (texture_transfer.hpp,
+        # fill_mouth_slivers); taller runs keep the cavity's shading
+        mouth = np.full(tid.shape, -1, np.int8)
+        in_mouth = np.isin(p, (SOCKET, GUMS, TEETH))
+        mouth.reshape(-1)[idx[in_mouth]] = (~seen[in_mouth]).astype(np.int8)
+        sliver = int(round(MOUTH_SLIVER * self.fit.scale))
+        before = rendered.copy()
+        for x in np.flatnonzero((mouth == 1).any(axis=0)) if sliver > 0 else []:
+            col = mouth[:, x]
+            y = 0
+            while y < bh:
+                if col[y] != 1:
+                    y += 1
+                    continue
+                start = y
+                while y < bh and col[y] == 1:
+                    y += 1
+                above = start > 0 and col[start - 1] == 0
+                below = y < bh and col[y] == 0
+                if y - start > sliver or not (above or below):
+                    continue
+                split = start + (y - start + 1) // 2 if above and below else (y if above else start)
+                if above:
+                    rendered[start:split, x] = before[start - 1, x]
+                if below:
+                    rendered[split:y, x] = before[y, x]
 
         # surroundings follow the face: warp the photo by the face's motion, extended smoothly
         box = self.image[y0:y1, x0:x1]

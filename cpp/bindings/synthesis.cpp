@@ -44,7 +44,7 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
                         const py::object& source_obj, const py::object& target_obj, const py::object& normal_tris_obj,
                         const py::object& src_depth_obj, const py::tuple& src_origin, const py::tuple& box_origin,
                         float depth_slack, float lip_depth, float cavity_scale, const py::object& lit_obj, int reduce,
-                        int threads, const py::object& skin_shade_obj, int lid_margin) {
+                        int threads, const py::object& skin_shade_obj, int lid_margin, int mouth_sliver) {
     auto image = require_photo(image_obj);
     auto source = require_array<float>(source_obj, "source_screen");
     require_shape(source, {-1, 3}, "source_screen");
@@ -80,6 +80,8 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     if (reduce < 1 || reduce > 64) throw py::value_error("reduce: must be in [1, 64], got " + std::to_string(reduce));
     if (lid_margin < 0 || lid_margin > 1000)
         throw py::value_error("lid_margin: must be in [0, 1000] pixels, got " + std::to_string(lid_margin));
+    if (mouth_sliver < 0 || mouth_sliver > 1000)
+        throw py::value_error("mouth_sliver: must be in [0, 1000] pixels, got " + std::to_string(mouth_sliver));
     const unsigned nthreads = threads_of(threads);
 
     synthesis::FaceInputs in;
@@ -107,6 +109,7 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     in.cavity_scale = cavity_scale;
     in.lit = lit.data();
     in.lid_margin = lid_margin;
+    in.mouth_sliver = mouth_sliver;
     carray<float> skin_shade;
     if (!skin_shade_obj.is_none()) {
         skin_shade = require_array<float>(skin_shade_obj, "skin_shade");
@@ -314,11 +317,12 @@ void bind_synthesis(pybind11::module_& m) {
     m.def("transfer_face", &transfer_face, "image"_a, "triangle_id"_a, "barycentrics"_a, "depth"_a, "triangles"_a,
           "part"_a, "source_screen"_a, "target_screen"_a, "normal_triangles"_a, "src_depth"_a, "src_origin"_a,
           "box_origin"_a, "depth_slack"_a, "lip_depth"_a, "cavity_scale"_a, "lit"_a, "reduce"_a = 1, "threads"_a = 0,
-          "skin_shade"_a = py::none(), "lid_margin"_a = 0,
+          "skin_shade"_a = py::none(), "lid_margin"_a = 0, "mouth_sliver"_a = 0,
           "Fused texture transfer over the deformed face's pixels: (composite, displacement, known), the "
           "last two as means over reduce x reduce blocks; `skin_shade` (V,) float32 in [0, 4], optional, "
           "multiplies the photo's colour at skin pixels (interpolated per pixel); `lid_margin` (pixels) of "
-          "shown eyeball below uncovered eyeball move up with the lid. See affcore.synthesis.");
+          "shown eyeball below uncovered eyeball move up with the lid; runs of hidden mouth interior up to "
+          "`mouth_sliver` pixels tall take the colour of the shown interior beside them. See affcore.synthesis.");
     m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
           "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");

@@ -152,6 +152,11 @@ def _outline_skin(mesh: _Mesh, screen: np.ndarray, covered: np.ndarray, origin, 
 # below moves up with the lid (texture_transfer.hpp, continue_eyeball). About 0.02
 # inter-ocular distances: 4 pixels at 1350 x 1350 for the London photos.
 LID_MARGIN = 0.13
+# Tallest sliver of mouth interior, in cm, that the photo hid but that borders interior the
+# photo showed (its lips, where the fit lies a little open on them), taking the colour of
+# that neighbour rather than the cavity's dark shading, which drew a thin dark line across
+# the lower lip (texture_transfer.hpp, fill_mouth_slivers). 5 pixels on the London photos.
+MOUTH_SLIVER = 0.15
 _LIP_LANDMARKS = (48, 54, 51, 57)  # mouth corners and lip centres: the front of the mouth cavity
 
 
@@ -443,7 +448,7 @@ class Synthesizer:
             # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
             skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression),
-            lid_margin=int(round(LID_MARGIN * self.fit.scale)))
+            lid_margin=int(round(LID_MARGIN * self.fit.scale)), mouth_sliver=int(round(MOUTH_SLIVER * self.fit.scale)))
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small

@@ -157,6 +157,9 @@ struct FaceInputs {
     // Thickness of the photo's upper lid margin (lashes, the lid's shadow) in pixels, moved up
     // with the lid where widened lids uncover eyeball (continue_eyeball).
     int lid_margin = 0;
+    // Tallest run of hidden mouth interior, in pixels, that takes the colour of the shown
+    // interior next to it instead of the cavity's shading (fill_mouth_slivers; 0: none).
+    int mouth_sliver = 0;
 };
 
 // The displacement field and the coverage go to the extension of the field into the
@@ -485,6 +488,69 @@ inline void transfer_face_row(const FaceInputs& in, const FaceOutputs& out, std:
     }
 }
 
+// The pixels of the target that some parts' triangles cover, for the passes that follow the
+// pixel pass (continue_eyeball, fill_mouth_slivers): the box of those triangles' vertices
+// on screen, and over it each pixel's state (-1: not those parts; 0: a surface point the
+// photo showed; 1: one it did not), with the composite as the pixel pass left it.
+struct PartPixels {
+    int c0 = 0, c1 = -1, r0 = 0, r1 = -1, bw = 0;
+    std::vector<std::int8_t> state;
+    std::vector<std::uint8_t> before;  // 3 per pixel of the box
+    bool hidden = false;               // some pixel is in state 1
+
+    std::size_t index(int x, int y) const {
+        return static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(bw) + static_cast<std::size_t>(x - c0);
+    }
+    std::int8_t at(int x, int y) const { return state[index(x, y)]; }
+    const std::uint8_t* colour(int x, int y) const { return before.data() + 3 * index(x, y); }
+};
+
+template <typename IsPart>
+inline PartPixels part_pixels(const FaceInputs& in, const FaceOutputs& out, IsPart is_part) {
+    PartPixels px;
+    const int W = in.box_w, H = in.box_h;
+    float x0 = std::numeric_limits<float>::infinity(), y0 = x0, x1 = -x0, y1 = -x0;
+    for (std::size_t t = 0; t < in.num_triangles; ++t) {
+        if (!is_part(in.part[t])) continue;
+        for (int k = 0; k < 3; ++k) {
+            const float* v = in.target_screen + 3 * static_cast<std::size_t>(in.triangles[3 * t + k]);
+            x0 = std::min(x0, v[0]), x1 = std::max(x1, v[0]), y0 = std::min(y0, v[1]), y1 = std::max(y1, v[1]);
+        }
+    }
+    if (!(x0 <= x1 && y0 <= y1)) return px;  // no such triangle (or no finite vertex of one)
+    auto clamp = [](float v, int lo, int hi) {
+        return v < float(lo) ? lo : (v > float(hi) ? hi : static_cast<int>(v));
+    };
+    px.c0 = clamp(std::floor(x0) - float(in.box_x0), 0, W - 1), px.c1 = clamp(std::ceil(x1) - float(in.box_x0), 0, W - 1);
+    px.r0 = clamp(std::floor(y0) - float(in.box_y0), 0, H - 1), px.r1 = clamp(std::ceil(y1) - float(in.box_y0), 0, H - 1);
+    px.bw = px.c1 - px.c0 + 1;
+    px.state.assign(static_cast<std::size_t>(px.bw) * static_cast<std::size_t>(px.r1 - px.r0 + 1), -1);
+    for (int y = px.r0; y <= px.r1; ++y) {
+        for (int x = px.c0; x <= px.c1; ++x) {
+            const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x);
+            const std::int32_t t = in.triangle_id[i];
+            if (t < 0 || !is_part(in.part[t])) continue;
+            const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1], b0 = 1.0f - b1 - b2;
+            float sx, sy, sz;
+            surface_point(in, t, b0, b1, b2, sx, sy, sz);
+            const bool seen = seen_in_photo(in, sx, sy, sz);
+            px.state[px.index(x, y)] = seen ? 0 : 1;
+            px.hidden = px.hidden || !seen;
+        }
+    }
+    if (!px.hidden) return px;
+    px.before.resize(3 * px.state.size());
+    for (int y = px.r0; y <= px.r1; ++y)
+        std::memcpy(px.before.data() + 3 * px.index(px.c0, y),
+                    out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(px.c0)),
+                    3 * static_cast<std::size_t>(px.bw));
+    return px;
+}
+
+inline std::uint8_t* composite_pixel(const FaceInputs& in, const FaceOutputs& out, int x, int y) {
+    return out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x));
+}
+
 // The window below a run's lid margin whose shown eyeball gives the run its colour: up to
 // this many columns on either side, and this many rows.
 inline constexpr int kEyeballHalfWidth = 2;
@@ -508,75 +574,27 @@ inline constexpr int kEyeballRows = 3;
 // pixels are written; sequential, over the eyeballs' box only, reading the composite as
 // transfer_face left it (the result does not depend on the order of the columns).
 inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
-    const int W = in.box_w, H = in.box_h;
-    float x0 = std::numeric_limits<float>::infinity(), y0 = x0, x1 = -x0, y1 = -x0;
-    for (std::size_t t = 0; t < in.num_triangles; ++t) {
-        if (in.part[t] != kSclera && in.part[t] != kIris) continue;
-        for (int k = 0; k < 3; ++k) {
-            const float* v = in.target_screen + 3 * static_cast<std::size_t>(in.triangles[3 * t + k]);
-            x0 = std::min(x0, v[0]), x1 = std::max(x1, v[0]), y0 = std::min(y0, v[1]), y1 = std::max(y1, v[1]);
-        }
-    }
-    if (!(x0 <= x1 && y0 <= y1)) return;  // no eyeball (or no finite vertex of one)
-    auto clamp = [](float v, int lo, int hi) {
-        return v < float(lo) ? lo : (v > float(hi) ? hi : static_cast<int>(v));
-    };
-    const int c0 = clamp(std::floor(x0) - float(in.box_x0), 0, W - 1), c1 = clamp(std::ceil(x1) - float(in.box_x0), 0, W - 1);
-    const int r0 = clamp(std::floor(y0) - float(in.box_y0), 0, H - 1), r1 = clamp(std::ceil(y1) - float(in.box_y0), 0, H - 1);
-    const int bw = c1 - c0 + 1, bh = r1 - r0 + 1;
-    // over the eyeballs' box: -1 not eyeball; 0 eyeball the photo showed; 1 eyeball it did not
-    std::vector<std::int8_t> state(static_cast<std::size_t>(bw) * static_cast<std::size_t>(bh));
-    bool uncovered = false;
-    for (int y = r0; y <= r1; ++y) {
-        for (int x = c0; x <= c1; ++x) {
-            const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x);
-            const std::int32_t t = in.triangle_id[i];
-            std::int8_t s = -1;
-            if (t >= 0 && (in.part[t] == kSclera || in.part[t] == kIris)) {
-                const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1], b0 = 1.0f - b1 - b2;
-                float sx, sy, sz;
-                surface_point(in, t, b0, b1, b2, sx, sy, sz);
-                s = seen_in_photo(in, sx, sy, sz) ? 0 : 1;
-                uncovered = uncovered || s == 1;
-            }
-            state[static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(bw) + static_cast<std::size_t>(x - c0)] = s;
-        }
-    }
-    if (!uncovered) return;
-    auto at = [&](int x, int y) {
-        return state[static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(bw) + static_cast<std::size_t>(x - c0)];
-    };
-    // the composite over the box as transfer_face wrote it
-    std::vector<std::uint8_t> before(3 * state.size());
-    for (int y = r0; y <= r1; ++y)
-        std::memcpy(before.data() + 3 * static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(bw),
-                    out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(c0)),
-                    3 * static_cast<std::size_t>(bw));
-    auto colour_before = [&](int x, int y) {
-        return before.data() + 3 * (static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(bw) + static_cast<std::size_t>(x - c0));
-    };
-    auto pixel = [&](int x, int y) {
-        return out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x));
-    };
+    const PartPixels px = part_pixels(in, out, [](std::int8_t p) { return p == kSclera || p == kIris; });
+    if (!px.hidden) return;
     const int margin = in.lid_margin;
     std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
-    for (int x = c0; x <= c1; ++x) {
-        for (int y = r0; y <= r1;) {
-            if (at(x, y) != 1) {
+    for (int x = px.c0; x <= px.c1; ++x) {
+        for (int y = px.r0; y <= px.r1;) {
+            if (px.at(x, y) != 1) {
                 ++y;
                 continue;
             }
             const int start = y;
-            while (y <= r1 && at(x, y) == 1) ++y;
+            while (y <= px.r1 && px.at(x, y) == 1) ++y;
             // shown eyeball below the run: at least the margin and one row under it
             int shown = 0;
-            while (shown <= margin && y + shown <= r1 && at(x, y + shown) == 0) ++shown;
+            while (shown <= margin && y + shown <= px.r1 && px.at(x, y + shown) == 0) ++shown;
             if (shown <= margin) continue;
             int n = 0;
-            for (int wy = y + margin; wy < std::min(y + margin + kEyeballRows, r1 + 1); ++wy) {
-                for (int wx = std::max(c0, x - kEyeballHalfWidth); wx <= std::min(c1, x + kEyeballHalfWidth); ++wx) {
-                    if (at(wx, wy) != 0) continue;
-                    const std::uint8_t* c = colour_before(wx, wy);
+            for (int wy = y + margin; wy < std::min(y + margin + kEyeballRows, px.r1 + 1); ++wy) {
+                for (int wx = std::max(px.c0, x - kEyeballHalfWidth); wx <= std::min(px.c1, x + kEyeballHalfWidth); ++wx) {
+                    if (px.at(wx, wy) != 0) continue;
+                    const std::uint8_t* c = px.colour(wx, wy);
                     for (int k = 0; k < 3; ++k) window[k][n] = c[k];
                     ++n;
                 }
@@ -587,8 +605,40 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
                 median[k] = window[k][n / 2];
             }
             const int lift = y - start;  // how far the lid moved up here
-            for (int r = start; r < start + margin; ++r) std::memcpy(pixel(x, r), colour_before(x, r + lift), 3);
-            for (int r = start + margin; r < y + margin; ++r) std::memcpy(pixel(x, r), median, 3);
+            for (int r = start; r < start + margin; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, r + lift), 3);
+            for (int r = start + margin; r < y + margin; ++r) std::memcpy(composite_pixel(in, out, x, r), median, 3);
+        }
+    }
+}
+
+// Where the fit and the photo disagree about the lips (most often a fit a little open on
+// closed lips), the photo's lips lie on the fitted mouth interior: those interior pixels
+// show lip, and move with the teeth and gums. A target that shifts them reveals, next to
+// them, thin slivers of interior the photo hid, which the material shades as dark cavity:
+// a dark line drawn across the lower lip (anger, contempt, disgust). Each column's run of
+// such pixels no taller than `mouth_sliver` and bordering interior the photo showed takes
+// the colour of that neighbour (from above and below, halves, when it borders both). Taller
+// runs are openings the target makes, and keep their shading. After the pixel pass, over
+// the mouth interior's box only, reading the composite as the pixel pass left it.
+inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out) {
+    if (in.mouth_sliver <= 0) return;
+    const PartPixels px = part_pixels(in, out, [](std::int8_t p) { return p == kSocket || p == kGums || p == kTeeth; });
+    if (!px.hidden) return;
+    for (int x = px.c0; x <= px.c1; ++x) {
+        for (int y = px.r0; y <= px.r1;) {
+            if (px.at(x, y) != 1) {
+                ++y;
+                continue;
+            }
+            const int start = y;
+            while (y <= px.r1 && px.at(x, y) == 1) ++y;
+            if (y - start > in.mouth_sliver) continue;
+            const bool above = start > px.r0 && px.at(x, start - 1) == 0;
+            const bool below = y <= px.r1 && px.at(x, y) == 0;
+            if (!above && !below) continue;
+            const int split = above && below ? start + (y - start + 1) / 2 : (above ? y : start);
+            for (int r = start; r < split; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, start - 1), 3);
+            for (int r = split; r < y; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, y), 3);
         }
     }
 }
@@ -631,6 +681,7 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
         }
     });
     continue_eyeball(in, out);
+    fill_mouth_slivers(in, out);
 }
 
 struct SurroundInputs {
