@@ -34,6 +34,15 @@ def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return (n / np.maximum(length, 1e-12)).astype(np.float32)
 
 
+def _hidden_runs(state: np.ndarray):
+    """(x, start, end) of each column's runs of 1s (hidden pixels) in a state map, rows
+    [start, end), column by column, top to bottom."""
+    for x in np.flatnonzero((state == 1).any(axis=0)):
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], state[:, x] == 1, [0]]).astype(np.int8)))
+        for start, end in zip(edges[::2], edges[1::2]):
+            yield int(x), int(start), int(end)
+
+
 class ReferenceSynthesizer:
     """:class:`affcore.synthesis.Synthesizer` in its original all-numpy form: the same
     parameters, methods and results (to the tolerances of tests/test_synthesis_fast.py)."""
@@ -203,23 +212,15 @@ class ReferenceSynthesizer:
         eye.reshape(-1)[idx[on_eye]] = (~seen[on_eye]).astype(np.int8)
         margin = int(round(LID_MARGIN * self.fit.scale))
         before = rendered.copy()
-        for x in np.flatnonzero((eye == 1).any(axis=0)):
+        for x, start, y in _hidden_runs(eye):
             col = eye[:, x]
-            y = 0
-            while y < bh:
-                if col[y] != 1:
-                    y += 1
-                    continue
-                start = y
-                while y < bh and col[y] == 1:
-                    y += 1
-                if y + margin >= bh or not (col[y:y + margin + 1] == 0).all():
-                    continue
-                window = eye[y + margin:y + margin + 3, max(0, x - 2):x + 3]
-                colours = before[y + margin:y + margin + 3, max(0, x - 2):x + 3][window == 0]
-                median = np.sort(colours, axis=0)[len(colours) // 2]
-                rendered[start:start + margin, x] = before[y:y + margin, x]
-                rendered[start + margin:y + margin, x] = median
+            if y + margin >= bh or not (col[y:y + margin + 1] == 0).all():
+                continue
+            window = eye[y + margin:y + margin + 3, max(0, x - 2):x + 3]
+            colours = before[y + margin:y + margin + 3, max(0, x - 2):x + 3][window == 0]
+            median = np.sort(colours, axis=0)[len(colours) // 2]
+            rendered[start:start + margin, x] = before[y:y + margin, x]
+            rendered[start + margin:y + margin, x] = median
 
         # thin slivers of hidden mouth interior next to shown interior take the shown
         # neighbour's colour, halves from above and below (texture_transfer.hpp,
@@ -229,25 +230,17 @@ class ReferenceSynthesizer:
         mouth.reshape(-1)[idx[in_mouth]] = (~seen[in_mouth]).astype(np.int8)
         sliver = int(round(MOUTH_SLIVER * self.fit.scale))
         before = rendered.copy()
-        for x in np.flatnonzero((mouth == 1).any(axis=0)) if sliver > 0 else []:
+        for x, start, y in _hidden_runs(mouth) if sliver > 0 else []:
             col = mouth[:, x]
-            y = 0
-            while y < bh:
-                if col[y] != 1:
-                    y += 1
-                    continue
-                start = y
-                while y < bh and col[y] == 1:
-                    y += 1
-                above = start > 0 and col[start - 1] == 0
-                below = y < bh and col[y] == 0
-                if y - start > sliver or not (above or below):
-                    continue
-                split = start + (y - start + 1) // 2 if above and below else (y if above else start)
-                if above:
-                    rendered[start:split, x] = before[start - 1, x]
-                if below:
-                    rendered[split:y, x] = before[y, x]
+            above = start > 0 and col[start - 1] == 0
+            below = y < bh and col[y] == 0
+            if y - start > sliver or not (above or below):
+                continue
+            split = start + (y - start + 1) // 2 if above and below else (y if above else start)
+            if above:
+                rendered[start:split, x] = before[start - 1, x]
+            if below:
+                rendered[split:y, x] = before[y, x]
 
         # surroundings follow the face: warp the photo by the face's motion, extended smoothly
         box = self.image[y0:y1, x0:x1]

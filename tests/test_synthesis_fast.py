@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 cv2 = pytest.importorskip("cv2")
 
 from affcore import _core
-from synthesis_reference import ReferenceSynthesizer
+from synthesis_reference import ReferenceSynthesizer, _hidden_runs
 from affcore.images import read_image
 from affcore import synthesis
 from affcore.synthesis import Synthesizer
@@ -496,13 +496,8 @@ def _mouth_runs(s, r):
     seen = src[..., 2] <= s._src_raster.depth[iy, ix] + 0.15 * s.fit.scale
     part = np.where(r.triangle_id >= 0, s._target_part[np.maximum(r.triangle_id, 0)], -1)
     state = np.where(np.isin(part, (synthesis.SOCKET, synthesis.GUMS, synthesis.TEETH)), np.where(seen, 0, 1), -1)
-    runs = []
-    for x in np.flatnonzero((state == 1).any(axis=0)):
-        col = state[:, x]
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], col == 1, [0]]).astype(np.int8)))
-        for a, b in zip(edges[::2], edges[1::2]):
-            runs.append((x, a, b, a > 0 and col[a - 1] == 0, b < len(col) and col[b] == 0))
-    return runs
+    h = state.shape[0]
+    return [(x, a, b, a > 0 and state[a - 1, x] == 0, b < h and state[b, x] == 0) for x, a, b in _hidden_runs(state)]
 
 
 def test_thin_slivers_of_hidden_mouth_interior_take_the_lip_beside_them(model, london_pairs, landmark_cache):

@@ -551,6 +551,23 @@ inline std::uint8_t* composite_pixel(const FaceInputs& in, const FaceOutputs& ou
     return out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x));
 }
 
+// Calls run(x, start, end) for each column's runs of hidden pixels (state 1), rows
+// [start, end), column by column, top to bottom.
+template <typename Run>
+inline void for_each_hidden_run(const PartPixels& px, Run&& run) {
+    for (int x = px.c0; x <= px.c1; ++x) {
+        for (int y = px.r0; y <= px.r1;) {
+            if (px.at(x, y) != 1) {
+                ++y;
+                continue;
+            }
+            const int start = y;
+            while (y <= px.r1 && px.at(x, y) == 1) ++y;
+            run(x, start, y);
+        }
+    }
+}
+
 // The window below a run's lid margin whose shown eyeball gives the run its colour: up to
 // this many columns on either side, and this many rows.
 inline constexpr int kEyeballHalfWidth = 2;
@@ -578,37 +595,29 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
     if (!px.hidden) return;
     const int margin = in.lid_margin;
     std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
-    for (int x = px.c0; x <= px.c1; ++x) {
-        for (int y = px.r0; y <= px.r1;) {
-            if (px.at(x, y) != 1) {
-                ++y;
-                continue;
+    for_each_hidden_run(px, [&](int x, int start, int y) {
+        // shown eyeball below the run: at least the margin and one row under it
+        int shown = 0;
+        while (shown <= margin && y + shown <= px.r1 && px.at(x, y + shown) == 0) ++shown;
+        if (shown <= margin) return;
+        int n = 0;
+        for (int wy = y + margin; wy < std::min(y + margin + kEyeballRows, px.r1 + 1); ++wy) {
+            for (int wx = std::max(px.c0, x - kEyeballHalfWidth); wx <= std::min(px.c1, x + kEyeballHalfWidth); ++wx) {
+                if (px.at(wx, wy) != 0) continue;
+                const std::uint8_t* c = px.colour(wx, wy);
+                for (int k = 0; k < 3; ++k) window[k][n] = c[k];
+                ++n;
             }
-            const int start = y;
-            while (y <= px.r1 && px.at(x, y) == 1) ++y;
-            // shown eyeball below the run: at least the margin and one row under it
-            int shown = 0;
-            while (shown <= margin && y + shown <= px.r1 && px.at(x, y + shown) == 0) ++shown;
-            if (shown <= margin) continue;
-            int n = 0;
-            for (int wy = y + margin; wy < std::min(y + margin + kEyeballRows, px.r1 + 1); ++wy) {
-                for (int wx = std::max(px.c0, x - kEyeballHalfWidth); wx <= std::min(px.c1, x + kEyeballHalfWidth); ++wx) {
-                    if (px.at(wx, wy) != 0) continue;
-                    const std::uint8_t* c = px.colour(wx, wy);
-                    for (int k = 0; k < 3; ++k) window[k][n] = c[k];
-                    ++n;
-                }
-            }
-            std::uint8_t median[3];
-            for (int k = 0; k < 3; ++k) {
-                std::nth_element(window[k], window[k] + n / 2, window[k] + n);
-                median[k] = window[k][n / 2];
-            }
-            const int lift = y - start;  // how far the lid moved up here
-            for (int r = start; r < start + margin; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, r + lift), 3);
-            for (int r = start + margin; r < y + margin; ++r) std::memcpy(composite_pixel(in, out, x, r), median, 3);
         }
-    }
+        std::uint8_t median[3];
+        for (int k = 0; k < 3; ++k) {
+            std::nth_element(window[k], window[k] + n / 2, window[k] + n);
+            median[k] = window[k][n / 2];
+        }
+        const int lift = y - start;  // how far the lid moved up here
+        for (int r = start; r < start + margin; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, r + lift), 3);
+        for (int r = start + margin; r < y + margin; ++r) std::memcpy(composite_pixel(in, out, x, r), median, 3);
+    });
 }
 
 // Where the fit and the photo disagree about the lips (most often a fit a little open on
@@ -624,23 +633,15 @@ inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out) {
     if (in.mouth_sliver <= 0) return;
     const PartPixels px = part_pixels(in, out, [](std::int8_t p) { return p == kSocket || p == kGums || p == kTeeth; });
     if (!px.hidden) return;
-    for (int x = px.c0; x <= px.c1; ++x) {
-        for (int y = px.r0; y <= px.r1;) {
-            if (px.at(x, y) != 1) {
-                ++y;
-                continue;
-            }
-            const int start = y;
-            while (y <= px.r1 && px.at(x, y) == 1) ++y;
-            if (y - start > in.mouth_sliver) continue;
-            const bool above = start > px.r0 && px.at(x, start - 1) == 0;
-            const bool below = y <= px.r1 && px.at(x, y) == 0;
-            if (!above && !below) continue;
-            const int split = above && below ? start + (y - start + 1) / 2 : (above ? y : start);
-            for (int r = start; r < split; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, start - 1), 3);
-            for (int r = split; r < y; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, y), 3);
-        }
-    }
+    for_each_hidden_run(px, [&](int x, int start, int end) {
+        if (end - start > in.mouth_sliver) return;
+        const bool above = start > px.r0 && px.at(x, start - 1) == 0;
+        const bool below = end <= px.r1 && px.at(x, end) == 0;
+        if (!above && !below) return;
+        const int split = above && below ? start + (end - start + 1) / 2 : (above ? end : start);
+        for (int r = start; r < split; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, start - 1), 3);
+        for (int r = split; r < end; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, end), 3);
+    });
 }
 
 inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
