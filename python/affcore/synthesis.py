@@ -143,10 +143,6 @@ def _outline_skin(mesh: _Mesh, screen: np.ndarray, covered: np.ndarray, origin, 
     return rim | band
 
 
-# Model-dependent preparation, shared by every Synthesizer of the same model: which
-# triangles are rendered, the vertices they use, and the identity and expression bases
-# restricted to those vertices (a contiguous copy, so a target deforms ~23k vertices
-# instead of the model's 27k and never copies the basis).
 # Thickness of the photo's upper lid margin (lashes, the lid's shadow on the eyeball), in
 # the model's units (cm): where widened lids uncover eyeball, this much of the eyeball shown
 # below moves up with the lid (texture_transfer.hpp, continue_eyeball). About 0.02
@@ -157,6 +153,12 @@ LID_MARGIN = 0.13
 # that neighbour rather than the cavity's dark shading, which drew a thin dark line across
 # the lower lip (texture_transfer.hpp, fill_mouth_slivers). 5 pixels on the London photos.
 MOUTH_SLIVER = 0.15
+
+
+# Model-dependent preparation, shared by every Synthesizer of the same model: which
+# triangles are rendered, the vertices they use, and the identity and expression bases
+# restricted to those vertices (a contiguous copy, so a target deforms ~23k vertices
+# instead of the model's 27k and never copies the basis).
 _LIP_LANDMARKS = (48, 54, 51, 57)  # mouth corners and lip centres: the front of the mouth cavity
 
 
