@@ -437,6 +437,21 @@ def test_the_face_outline_moves_without_tears(model, london_pairs, landmark_cach
         assert (jump & near & sides).sum() <= 10, (expression, int((jump & near & sides).sum()))
 
 
+def _surface_seen_part(s, r):
+    """For a target's raster ``r`` over the box: each pixel's surface point in the photo
+    (x, y, depth), whether the photo showed it (as transfer_face decides), and its part (-1
+    off the face)."""
+    from affcore.render import interpolate
+
+    src = interpolate(s._source_screen, s._target_triangles, r.triangle_id, r.barycentrics)
+    sx0, sy0, sx1, sy1 = s._src_box
+    ix = np.clip(np.rint(src[..., 0]).astype(int) - sx0, 0, sx1 - sx0 - 1)
+    iy = np.clip(np.rint(src[..., 1]).astype(int) - sy0, 0, sy1 - sy0 - 1)
+    seen = src[..., 2] <= s._src_raster.depth[iy, ix] + 0.15 * s.fit.scale
+    part = np.where(r.triangle_id >= 0, s._target_part[np.maximum(r.triangle_id, 0)], -1)
+    return src, seen, part
+
+
 @pytest.mark.parametrize("k", [0, 3, 7, 12])
 def test_widened_lids_uncover_eyeball_not_a_second_lid_line(model, london_pairs, landmark_cache, k):
     """Surprise widens the lids over eyeball the photo never showed. That eyeball used to
@@ -446,19 +461,14 @@ def test_widened_lids_uncover_eyeball_not_a_second_lid_line(model, london_pairs,
     lid line. Now the margin moves up with the lid, and what lies between the lid and the
     eyeball the photo showed is eyeball-coloured: closer to that eyeball than the flat
     colour was, and closer than the photo's own margin there."""
-    from affcore.render import interpolate, sample_bilinear
+    from affcore.render import sample_bilinear
 
     photo, lm = _photo(london_pairs, landmark_cache, k)
     s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
     _, r, comp, _ = s._face(s.blendshapes("surprise"))
-    src = interpolate(s._source_screen, s._target_triangles, r.triangle_id, r.barycentrics)
+    src, seen, part = _surface_seen_part(s, r)
     # the photo's colour at each pixel's surface point: what the composite shows without the move
     unmoved = sample_bilinear(photo, np.ascontiguousarray(src[..., :2]))
-    sx0, sy0, sx1, sy1 = s._src_box
-    ix = np.clip(np.rint(src[..., 0]).astype(int) - sx0, 0, sx1 - sx0 - 1)
-    iy = np.clip(np.rint(src[..., 1]).astype(int) - sy0, 0, sy1 - sy0 - 1)
-    seen = src[..., 2] <= s._src_raster.depth[iy, ix] + 0.15 * s.fit.scale
-    part = np.where(r.triangle_id >= 0, s._target_part[np.maximum(r.triangle_id, 0)], -1)
     eye = np.isin(part, (synthesis.SCLERA, synthesis.IRIS))
     hidden, shown = eye & ~seen, eye & seen
     assert hidden.sum() >= 30  # the lids widened
@@ -487,14 +497,7 @@ def _mouth_runs(s, r):
     """Per column, the runs of hidden mouth interior in a target's raster: (x, start, end,
     above, below), ``above``/``below`` whether the pixel before/after the run is interior
     the photo showed."""
-    from affcore.render import interpolate
-
-    src = interpolate(s._source_screen, s._target_triangles, r.triangle_id, r.barycentrics)
-    sx0, sy0, sx1, sy1 = s._src_box
-    ix = np.clip(np.rint(src[..., 0]).astype(int) - sx0, 0, sx1 - sx0 - 1)
-    iy = np.clip(np.rint(src[..., 1]).astype(int) - sy0, 0, sy1 - sy0 - 1)
-    seen = src[..., 2] <= s._src_raster.depth[iy, ix] + 0.15 * s.fit.scale
-    part = np.where(r.triangle_id >= 0, s._target_part[np.maximum(r.triangle_id, 0)], -1)
+    _, seen, part = _surface_seen_part(s, r)
     state = np.where(np.isin(part, (synthesis.SOCKET, synthesis.GUMS, synthesis.TEETH)), np.where(seen, 0, 1), -1)
     h = state.shape[0]
     return [(x, a, b, a > 0 and state[a - 1, x] == 0, b < h and state[b, x] == 0) for x, a, b in _hidden_runs(state)]
