@@ -34,13 +34,18 @@ def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return (n / np.maximum(length, 1e-12)).astype(np.float32)
 
 
-def _hidden_runs(state: np.ndarray):
-    """(x, start, end) of each column's runs of 1s (hidden pixels) in a state map, rows
-    [start, end), column by column, top to bottom."""
-    for x in np.flatnonzero((state == 1).any(axis=0)):
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], state[:, x] == 1, [0]]).astype(np.int8)))
+def _runs(inside: np.ndarray):
+    """(x, start, end) of each column's runs of True in a boolean map, rows [start, end),
+    column by column, top to bottom."""
+    for x in np.flatnonzero(inside.any(axis=0)):
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], inside[:, x], [0]]).astype(np.int8)))
         for start, end in zip(edges[::2], edges[1::2]):
             yield int(x), int(start), int(end)
+
+
+def _hidden_runs(state: np.ndarray):
+    """... of 1s (hidden pixels) in a state map."""
+    return _runs(state == 1)
 
 
 class ReferenceSynthesizer:
@@ -185,7 +190,8 @@ class ReferenceSynthesizer:
         seen = self._visible(src_flat[:, :2], src_flat[:, 2])
         p = part.reshape(-1)[idx]
         synthetic = ~seen & (p != SKIN)
-        if synthetic.any():
+        material = np.zeros((len(idx), 3), np.float32)
+        if synthetic.any() or self.fit.lips_closed:
             normals = _vertex_normals(screen * np.array([1, -1, -1], np.float32), tris)
             # camera-facing normal (x right, y up, z towards the camera)
             n = interpolate(normals, tris, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
@@ -201,8 +207,9 @@ class ReferenceSynthesizer:
             mouth = np.isin(p, (SOCKET, GUMS, TEETH))
             # newly uncovered eyeball sits in the shadow of the lid
             shade = np.where(mouth, (0.3 + 0.7 * lambert) * (0.1 + 0.9 * cavity), 0.8)
+            material = lit * shade[:, None]
             flat = colour.reshape(-1, 3)
-            flat[idx[synthetic]] = (lit * shade[:, None])[synthetic]
+            flat[idx[synthetic]] = material[synthetic]
         rendered = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
         # uncovered eyeball, column by column (texture_transfer.hpp, continue_eyeball): the
         # lid margin shown below it moves up with the lid; the gap takes the median colour
@@ -229,6 +236,17 @@ class ReferenceSynthesizer:
         in_mouth = np.isin(p, (SOCKET, GUMS, TEETH))
         mouth.reshape(-1)[idx[in_mouth]] = (~seen[in_mouth]).astype(np.int8)
         sliver = int(round(MOUTH_SLIVER * self.fit.scale))
+        # a photo of closed lips shows no mouth interior: runs of interior with more than
+        # `sliver` pixels the photo hid are mouths the target opens, shaded throughout
+        # (texture_transfer.hpp, shade_opened_mouth)
+        if self.fit.lips_closed:
+            shaded = np.zeros(tid.shape + (3,), np.uint8)
+            shaded.reshape(-1, 3)[idx] = np.clip(material + 0.5, 0, 255).astype(np.uint8)
+            opened = [(x, a, b) for x, a, b in _runs(mouth >= 0) if mouth[a:b, x].sum() > sliver]
+            for x, a, b in opened:
+                shown = mouth[a:b, x] == 0
+                rendered[a:b, x][shown] = shaded[a:b, x][shown]
+                mouth[a:b, x] = 1
         before = rendered.copy()
         for x, start, y in _hidden_runs(mouth) if sliver > 0 else []:
             col = mouth[:, x]

@@ -1,5 +1,7 @@
 """Expression synthesis: the fused C++ fast path against the original numpy implementation
 (tests/synthesis_reference.py), determinism across thread counts, and the bindings' checks."""
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -7,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 cv2 = pytest.importorskip("cv2")
 
 from affcore import _core
-from synthesis_reference import ReferenceSynthesizer, _hidden_runs
+from synthesis_reference import ReferenceSynthesizer, _hidden_runs, _runs
 from affcore.images import read_image
 from affcore import synthesis
 from affcore.synthesis import Synthesizer
@@ -47,12 +49,15 @@ def test_fast_path_matches_reference(model, london_pairs, landmark_cache, k):
         # brows to eyes, where widened lids uncover eyeball (continue_eyeball moves the lid
         # margin and fills the gap), and the mouth, where thin slivers of hidden interior
         # take their neighbour's colour (fill_mouth_slivers): a few hundred pixels each,
-        # which the bounds above would not notice; the same composite to one grey level
+        # which the bounds above would not notice; the same composite to one grey level,
+        # but for a few pixels of shaded teeth at their edge (up to 4 levels: normals
+        # interpolated from rasters whose vertex positions differ by float rounding). A
+        # lid margin or a sliver limit off by one pixel differs by 100+ levels along a row.
         for region in (lm[17:48], lm[48:68]):
             x0, y0 = np.floor(region.min(axis=0)).astype(int) - 5
             x1, y1 = np.ceil(region.max(axis=0)).astype(int) + 5
             d = np.abs(a.composite[y0:y1, x0:x1].astype(np.int16) - b.composite[y0:y1, x0:x1].astype(np.int16))
-            assert d.max() <= 1, (e, int(d.max()), int((d > 1).sum()))
+            assert (d > 1).any(axis=-1).sum() <= 4 and d.max() <= 8, (e, int(d.max()), int((d > 1).sum()))
 
 
 def test_deterministic_across_thread_counts(model, london_pairs, landmark_cache):
@@ -504,13 +509,15 @@ def _mouth_runs(s, r):
 
 
 def test_thin_slivers_of_hidden_mouth_interior_take_the_lip_beside_them(model, london_pairs, landmark_cache):
-    """Where the fit lies a little open on closed lips, the photo's lips sit on the fitted
-    mouth interior, and a target that shifts it reveals thin slivers of interior the photo
-    hid next to them. Shaded as dark cavity, they drew a dark line across the lower lip
-    (anger, contempt). Slivers up to MOUTH_SLIVER tall now continue the shown neighbour;
-    taller runs, openings the target makes, keep the materials' shading (teeth, cavity)."""
+    """Where the fit lies open on closed lips, the photo's lips sit on the fitted mouth
+    interior, and a target that shifts it reveals thin slivers of interior the photo hid
+    next to them. Shaded as dark cavity, they drew a dark line across the lower lip (anger,
+    contempt). Slivers up to MOUTH_SLIVER tall now continue the shown neighbour; taller
+    runs, openings the target makes, keep the materials' shading (teeth, cavity). Lips
+    dlib marks nearly closed are fitted closed (fitting.lips_closed); these four photos'
+    full lips are closed too, but dlib marks them 2-6 mm apart, and the fit keeps that."""
     thin, neighbour, opening, lips = [], [], [], []
-    for k in (0, 3, 7, 12):
+    for k in (4, 7, 19, 22):
         photo, lm = _photo(london_pairs, landmark_cache, k)
         s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
         limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
@@ -532,3 +539,42 @@ def test_thin_slivers_of_hidden_mouth_interior_take_the_lip_beside_them(model, l
     # openings keep their own colours: teeth or cavity, not the lip beside them
     change = np.abs(np.array(opening) - np.array(lips, float)).mean()
     assert len(opening) >= 20 and change > 20, (len(opening), change)
+
+
+def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, landmark_cache):
+    """A photo of closed lips shows no mouth interior, but the fitted lips part a little, and
+    the interior they leave visible holds the photo's lips and the dark line between them.
+    Where a target opens the mouth, those colours rode on the teeth and gums (lip-coloured
+    bands on the teeth; dark bars across the lower lip). Now such openings are shaded
+    throughout, while a target that leaves the mouth closed still shows the photo there."""
+    from affcore.render import sample_bilinear
+
+    carried, carried_before, photos = 0, 0, 0
+    for k in (0, 3, 12):
+        photo, lm = _photo(london_pairs, landmark_cache, k)
+        s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+        assert s.fit.lips_closed
+        # the same fit, taken as open: the behaviour before
+        was = Synthesizer(photo, model=model, fit_result=dataclasses.replace(s.fit, lips_closed=False), threads=1)
+        limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
+        for e in ("anger", "disgust", "surprise"):
+            _, r, comp, _ = s._face(s.blendshapes(e))
+            _, _, comp_before, _ = was._face(was.blendshapes(e))
+            src, seen, part = _surface_seen_part(s, r)
+            unmoved = np.clip(sample_bilinear(photo, np.ascontiguousarray(src[..., :2])) + 0.5, 0, 255).astype(np.uint8)
+            interior = np.isin(part, (synthesis.SOCKET, synthesis.GUMS, synthesis.TEETH))
+            opened = np.zeros_like(interior)
+            for x, a, b in _runs(interior):
+                if (~seen[a:b, x]).sum() > limit:
+                    opened[a:b, x] = True
+            shown = opened & seen
+            photos += int(shown.sum())
+            carried += int((comp[shown] == unmoved[shown]).all(axis=-1).sum())
+            carried_before += int((comp_before[shown] == unmoved[shown]).all(axis=-1).sum())
+        # the mouth as the photo has it: the same as before, to the byte
+        for e in ("neutral", "sadness"):
+            a, b = s.render_full(expression=e), was.render_full(expression=e)
+            assert a.image.tobytes() == b.image.tobytes(), e
+    # openings held this much of the photo's colour (lips) before, and now none
+    assert photos >= 100 and carried_before >= 0.9 * photos, (photos, carried_before)
+    assert carried <= 0.02 * photos, (carried, photos)

@@ -229,3 +229,21 @@ def inter_ocular_distance(landmarks: np.ndarray) -> float:
     """Distance between the two eye centres, pixels."""
     r, l = eye_centres(landmarks)
     return float(np.hypot(*(l - r)))
+
+
+#: Lips whose facing inner-lip landmarks (iBUG 61-67, 62-66, 63-65) are all closer than
+#: this many inter-ocular distances (0.03 is about 2 mm) are taken as closed. dlib marks
+#: closed lips with a small gap, and the face model's lips part by 0.8 mm at rest, so a fit
+#: leaves some mouth interior visible between them that is in fact the photo's lips: the
+#: renderer must not carry it onto the teeth of a mouth it opens (FitResult.lips_closed;
+#: cpp/affcore/synthesis/texture_transfer.hpp, shade_opened_mouth). A mouth open by 2 mm or
+#: more can show teeth (wild/scarlett_johansson: 0.045), and is taken as open.
+CLOSED_LIPS = 0.03
+_FACING_INNER_LIPS = ((61, 67), (62, 66), (63, 65))
+
+
+def lips_closed(landmarks: np.ndarray) -> bool:
+    """Whether 68 landmarks show closed lips: the widest gap between facing inner-lip points
+    is below :data:`CLOSED_LIPS` inter-ocular distances."""
+    gap = max(np.hypot(*(landmarks[a] - landmarks[b])) for a, b in _FACING_INNER_LIPS)
+    return bool(gap < CLOSED_LIPS * inter_ocular_distance(landmarks))

@@ -450,7 +450,8 @@ class Synthesizer:
             # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
             skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression),
-            lid_margin=int(round(LID_MARGIN * self.fit.scale)), mouth_sliver=int(round(MOUTH_SLIVER * self.fit.scale)))
+            lid_margin=int(round(LID_MARGIN * self.fit.scale)), mouth_sliver=int(round(MOUTH_SLIVER * self.fit.scale)),
+            closed_lips=self.fit.lips_closed)
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small

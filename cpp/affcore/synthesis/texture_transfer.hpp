@@ -160,6 +160,10 @@ struct FaceInputs {
     // Tallest run of hidden mouth interior, in pixels, that takes the colour of the shown
     // interior next to it instead of the cavity's shading (fill_mouth_slivers; 0: none).
     int mouth_sliver = 0;
+    // The photo's lips are closed (affcore.landmarks.lips_closed): the interior it shows
+    // between the fitted lips is lip, and is not carried into mouths the target opens
+    // (shade_opened_mouth).
+    bool closed_lips = false;
 };
 
 // The displacement field and the coverage go to the extension of the field into the
@@ -224,6 +228,31 @@ inline bool seen_in_photo(const FaceInputs& in, float sx, float sy, float sz) {
     return sz <= front + in.depth_slack;
 }
 
+// The shaded material colour of the covered pixel i (triangle t of a part other than skin,
+// barycentrics b): for surface the photo never showed. `normals()` gives the part vertex
+// normals.
+template <typename Normals>
+inline void material_colour(const FaceInputs& in, std::size_t i, std::int32_t t, float b0, float b1, float b2,
+                            Normals&& normals, float colour[3]) {
+    const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
+    const int p = in.part[t];
+    const float* nv = normals();
+    const float* n0 = nv + 3 * static_cast<std::size_t>(tri[0]);
+    const float* n1 = nv + 3 * static_cast<std::size_t>(tri[1]);
+    const float* n2 = nv + 3 * static_cast<std::size_t>(tri[2]);
+    float n[3];
+    for (int c = 0; c < 3; ++c) n[c] = b0 * n0[c] + b1 * n1[c] + b2 * n2[c];
+    const float len = std::max(std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), 1e-6f);
+    const float lambert = std::min(std::max(n[2] / len, 0.0f), 1.0f);
+    float shade = 0.8f;  // uncovered eyeball: in the lid's shadow
+    if (p == kSocket || p == kGums || p == kTeeth) {
+        const float cavity = std::exp(-std::max(in.depth[i] - in.lip_depth, 0.0f) / in.cavity_scale);
+        shade = (0.3f + 0.7f * lambert) * (0.1f + 0.9f * cavity);
+    }
+    const float* lit = in.lit + 3 * p;
+    for (int c = 0; c < 3; ++c) colour[c] = lit[c] * shade;
+}
+
 // Colour of the covered pixel i (triangle t, barycentrics b, the surface point's photo
 // position sx, sy and depth sz): the photo's colour there where the photo showed that
 // point, else its part's shaded material. `normals()` gives the part vertex normals.
@@ -242,23 +271,8 @@ inline void face_pixel_colour(const FaceInputs& in, std::size_t i, std::int32_t 
         }
         return;
     }
-    const float* nv = normals();
-    const float* n0 = nv + 3 * static_cast<std::size_t>(tri[0]);
-    const float* n1 = nv + 3 * static_cast<std::size_t>(tri[1]);
-    const float* n2 = nv + 3 * static_cast<std::size_t>(tri[2]);
-    float n[3];
-    for (int c = 0; c < 3; ++c) n[c] = b0 * n0[c] + b1 * n1[c] + b2 * n2[c];
-    const float len = std::max(std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), 1e-6f);
-    const float lambert = std::min(std::max(n[2] / len, 0.0f), 1.0f);
-    float shade = 0.8f;  // uncovered eyeball: in the lid's shadow
-    if (p == kSocket || p == kGums || p == kTeeth) {
-        const float cavity = std::exp(-std::max(in.depth[i] - in.lip_depth, 0.0f) / in.cavity_scale);
-        shade = (0.3f + 0.7f * lambert) * (0.1f + 0.9f * cavity);
-    }
-    const float* lit = in.lit + 3 * p;
-    for (int c = 0; c < 3; ++c) colour[c] = lit[c] * shade;
+    material_colour(in, i, t, b0, b1, b2, normals, colour);
 }
-
 #if AFFCORE_TRANSFER_AVX512
 // sample_rgb for sixteen lanes: the photo's bilinear colour at (x, y) in the lanes of
 // `lanes` whose position is finite and whose taps are not in the photo's last column (so a
@@ -488,10 +502,11 @@ inline void transfer_face_row(const FaceInputs& in, const FaceOutputs& out, std:
     }
 }
 
-// The pixels of the target that some parts' triangles cover, for the passes that follow the
-// pixel pass (continue_eyeball, fill_mouth_slivers): the box of those triangles' vertices
-// on screen, and over it each pixel's state (-1: not those parts; 0: a surface point the
-// photo showed; 1: one it did not), with the composite as the pixel pass left it.
+// The pixels of the target that some parts' triangles cover, for the passes that follow
+// the pixel pass (continue_eyeball, shade_opened_mouth, fill_mouth_slivers): the box of
+// those triangles' vertices on screen, and over it each pixel's state (-1: not those parts;
+// 0: a surface point the photo showed; 1: one it did not), and the composite's colours once
+// captured.
 struct PartPixels {
     int c0 = 0, c1 = -1, r0 = 0, r1 = -1, bw = 0;
     std::vector<std::int8_t> state;
@@ -506,7 +521,7 @@ struct PartPixels {
 };
 
 template <typename IsPart>
-inline PartPixels part_pixels(const FaceInputs& in, const FaceOutputs& out, IsPart is_part) {
+inline PartPixels part_pixels(const FaceInputs& in, IsPart is_part) {
     PartPixels px;
     const int W = in.box_w, H = in.box_h;
     float x0 = std::numeric_limits<float>::infinity(), y0 = x0, x1 = -x0, y1 = -x0;
@@ -538,34 +553,44 @@ inline PartPixels part_pixels(const FaceInputs& in, const FaceOutputs& out, IsPa
             px.hidden = px.hidden || !seen;
         }
     }
-    if (!px.hidden) return px;
+    return px;
+}
+
+// The composite over the box as it is now, into px.before: the colours a pass reads while it
+// writes the composite.
+inline void capture_colours(PartPixels& px, const FaceInputs& in, const FaceOutputs& out) {
     px.before.resize(3 * px.state.size());
     for (int y = px.r0; y <= px.r1; ++y)
         std::memcpy(px.before.data() + 3 * px.index(px.c0, y),
-                    out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(px.c0)),
+                    out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(px.c0)),
                     3 * static_cast<std::size_t>(px.bw));
-    return px;
 }
 
 inline std::uint8_t* composite_pixel(const FaceInputs& in, const FaceOutputs& out, int x, int y) {
     return out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x));
 }
 
-// Calls run(x, start, end) for each column's runs of hidden pixels (state 1), rows
-// [start, end), column by column, top to bottom.
-template <typename Run>
-inline void for_each_hidden_run(const PartPixels& px, Run&& run) {
+// Calls run(x, start, end) for each column's runs of pixels whose state `in_run` accepts,
+// rows [start, end), column by column, top to bottom.
+template <typename InRun, typename Run>
+inline void for_each_run(const PartPixels& px, InRun&& in_run, Run&& run) {
     for (int x = px.c0; x <= px.c1; ++x) {
         for (int y = px.r0; y <= px.r1;) {
-            if (px.at(x, y) != 1) {
+            if (!in_run(px.at(x, y))) {
                 ++y;
                 continue;
             }
             const int start = y;
-            while (y <= px.r1 && px.at(x, y) == 1) ++y;
+            while (y <= px.r1 && in_run(px.at(x, y))) ++y;
             run(x, start, y);
         }
     }
+}
+
+// for_each_run over the runs of hidden pixels (state 1).
+template <typename Run>
+inline void for_each_hidden_run(const PartPixels& px, Run&& run) {
+    for_each_run(px, [](std::int8_t v) { return v == 1; }, run);
 }
 
 // The window below a run's lid margin whose shown eyeball gives the run its colour: up to
@@ -591,8 +616,9 @@ inline constexpr int kEyeballRows = 3;
 // pixels are written; sequential, over the eyeballs' box only, reading the composite as
 // transfer_face left it (the result does not depend on the order of the columns).
 inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
-    const PartPixels px = part_pixels(in, out, [](std::int8_t p) { return p == kSclera || p == kIris; });
+    PartPixels px = part_pixels(in, [](std::int8_t p) { return p == kSclera || p == kIris; });
     if (!px.hidden) return;
+    capture_colours(px, in, out);
     const int margin = in.lid_margin;
     std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
     for_each_hidden_run(px, [&](int x, int start, int y) {
@@ -629,10 +655,9 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
 // the colour of that neighbour (from above and below, halves, when it borders both). Taller
 // runs are openings the target makes, and keep their shading. After the pixel pass, over
 // the mouth interior's box only, reading the composite as the pixel pass left it.
-inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out) {
-    if (in.mouth_sliver <= 0) return;
-    const PartPixels px = part_pixels(in, out, [](std::int8_t p) { return p == kSocket || p == kGums || p == kTeeth; });
-    if (!px.hidden) return;
+inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, PartPixels& px) {
+    if (in.mouth_sliver <= 0 || !px.hidden) return;
+    capture_colours(px, in, out);
     for_each_hidden_run(px, [&](int x, int start, int end) {
         if (end - start > in.mouth_sliver) return;
         const bool above = start > px.r0 && px.at(x, start - 1) == 0;
@@ -642,6 +667,40 @@ inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out) {
         for (int r = start; r < split; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, start - 1), 3);
         for (int r = split; r < end; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, end), 3);
     });
+}
+
+// A photo of closed lips shows no mouth interior, yet the fitted lips part a little (the
+// model's lips at rest are 0.8 mm apart): the interior the fit leaves visible between them
+// holds the photo's lips and the dark line where they meet. Where the target leaves the
+// mouth as it was, or opens it by no more than `mouth_sliver` (a column's run of interior
+// with at most that many pixels the photo did not show), those colours are right, and stay.
+// Where the target opens it further, they would ride on the teeth and gums, as lip-coloured
+// bands across the teeth, or, with the hidden interior beside them shaded as cavity, as
+// dark bars across the lower lip: such runs take the material's shading throughout, and
+// count as hidden for fill_mouth_slivers.
+template <typename Normals>
+inline void shade_opened_mouth(const FaceInputs& in, const FaceOutputs& out, PartPixels& px, Normals&& normals) {
+    if (!in.closed_lips) return;
+    std::vector<int> runs;  // x, start, end: decided on the pixel pass's states, then applied
+    for_each_run(px, [](std::int8_t v) { return v >= 0; }, [&](int x, int start, int end) {
+        int hidden = 0;
+        for (int y = start; y < end; ++y) hidden += px.at(x, y);
+        if (hidden > in.mouth_sliver) runs.insert(runs.end(), {x, start, end});
+    });
+    for (std::size_t k = 0; k < runs.size(); k += 3) {
+        const int x = runs[k];
+        for (int y = runs[k + 1]; y < runs[k + 2]; ++y) {
+            if (px.at(x, y) != 0) continue;
+            const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x);
+            const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1];
+            float colour[3];
+            material_colour(in, i, in.triangle_id[i], 1.0f - b1 - b2, b1, b2, normals, colour);
+            std::uint8_t* o = composite_pixel(in, out, x, y);
+            for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
+            px.state[px.index(x, y)] = 1;
+            px.hidden = true;
+        }
+    }
 }
 
 inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
@@ -682,7 +741,11 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
         }
     });
     continue_eyeball(in, out);
-    fill_mouth_slivers(in, out);
+    if (in.mouth_sliver > 0 || in.closed_lips) {
+        PartPixels mouth = part_pixels(in, [](std::int8_t p) { return p == kSocket || p == kGums || p == kTeeth; });
+        shade_opened_mouth(in, out, mouth, normals_ready);
+        fill_mouth_slivers(in, out, mouth);
+    }
 }
 
 struct SurroundInputs {
