@@ -11,7 +11,7 @@ import numpy as np
 from affcore.blend import poisson_blend
 from affcore.fitting import FitResult, fit
 from affcore.images import as_rgb8
-from affcore.landmarks import validate_landmarks
+from affcore.landmarks import shows_teeth, validate_landmarks
 from affcore.model import FaceModel, load_model
 from affcore.render import interpolate, rasterize, sample_bilinear
 
@@ -191,7 +191,8 @@ class ReferenceSynthesizer:
         p = part.reshape(-1)[idx]
         synthetic = ~seen & (p != SKIN)
         material = np.zeros((len(idx), 3), np.float32)
-        if synthetic.any() or self.fit.lips_closed:
+        closed = not shows_teeth(self.image, self.fit.landmarks)
+        if synthetic.any() or closed:
             normals = _vertex_normals(screen * np.array([1, -1, -1], np.float32), tris)
             # camera-facing normal (x right, y up, z towards the camera)
             n = interpolate(normals, tris, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
@@ -236,10 +237,10 @@ class ReferenceSynthesizer:
         in_mouth = np.isin(p, (SOCKET, GUMS, TEETH))
         mouth.reshape(-1)[idx[in_mouth]] = (~seen[in_mouth]).astype(np.int8)
         sliver = int(round(MOUTH_SLIVER * self.fit.scale))
-        # a photo of closed lips shows no mouth interior: runs of interior with more than
-        # `sliver` pixels the photo hid are mouths the target opens, shaded throughout
-        # (texture_transfer.hpp, shade_opened_mouth)
-        if self.fit.lips_closed:
+        # a photo without teeth between its lips shows no mouth interior worth keeping: runs
+        # of interior with more than `sliver` pixels the photo hid are mouths the target
+        # opens, shaded throughout (texture_transfer.hpp, shade_opened_mouth)
+        if closed:
             shaded = np.zeros(tid.shape + (3,), np.uint8)
             shaded.reshape(-1, 3)[idx] = np.clip(material + 0.5, 0, 255).astype(np.uint8)
             opened = [(x, a, b) for x, a, b in _runs(mouth >= 0) if mouth[a:b, x].sum() > sliver]

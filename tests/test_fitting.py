@@ -3,7 +3,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from affcore import _core, landmarks
+from affcore import _core
 from affcore.errors import LandmarkError
 from affcore.fitting import fit_landmarks, fit_landmarks_batch
 from affcore.landmarks import read_pts
@@ -80,7 +80,6 @@ def test_batch_equals_single_fits(data, model, landmark_cache, london_pairs):
         for s, b in zip(single, batch):
             assert np.array_equal(s.projected_landmarks, b.projected_landmarks)
             assert np.array_equal(s.expression, b.expression)
-            assert s.lips_closed == b.lips_closed
 
 
 def test_smiles_are_found_on_smiling_photos(model, landmark_cache, london_pairs):
@@ -91,22 +90,6 @@ def test_smiles_are_found_on_smiling_photos(model, landmark_cache, london_pairs)
     wins = sum(smile(fit_landmarks(landmark_cache(s), model)) > smile(fit_landmarks(landmark_cache(n), model))
                for _, n, s in london_pairs)
     assert wins >= 27, f"smile larger on the smiling photo for only {wins}/{len(london_pairs)} people"
-
-
-def test_closed_lips_are_recognised(data, model, landmark_cache, london_pairs):
-    """dlib marks closed lips with a small gap between the inner-lip points; lips closer
-    than CLOSED_LIPS inter-ocular distances are taken as closed (what the renderer needs to
-    know, see test_synthesis_fast), and a mouth open enough to show teeth is not."""
-    facing = ((61, 67), (62, 66), (63, 65))
-    fits = [(landmark_cache(n), fit_landmarks(landmark_cache(n), model)) for _, n, _ in london_pairs]
-    for lm, r in fits:
-        gap = max(np.hypot(*(lm[a] - lm[b])) for a, b in facing)
-        assert r.lips_closed is bool(gap < landmarks.CLOSED_LIPS * r.iod_px)
-        assert r.to_json()["lips_closed"] is r.lips_closed
-    # most of the London neutral photos; the rest are full lips that dlib marks 2-6 mm apart
-    assert sum(r.lips_closed for _, r in fits) >= 20
-    teeth = fit_landmarks(landmark_cache(data / "faces" / "wild" / "scarlett_johansson.jpg"), model)
-    assert not teeth.lips_closed
 
 
 def test_hand_labelled_300w_image(data, model):

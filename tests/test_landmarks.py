@@ -5,7 +5,7 @@ from affcore.errors import LandmarkError, NoFaceError, SeveralFacesError
 from affcore.fitting import fit
 from affcore.images import read_image
 from affcore.landmarks import (BACKGROUND_FACE_RATIO, detect_faces, detect_landmarks, identity_descriptor,
-                               inter_ocular_distance, load_landmarks, read_pts, validate_landmarks)
+                               inter_ocular_distance, load_landmarks, read_pts, shows_teeth, validate_landmarks)
 
 
 def test_landmarks_on_a_london_photo_are_anatomically_ordered(data, landmark_cache):
@@ -74,6 +74,46 @@ def test_no_face_raises(data):
     grey = np.full((300, 300, 3), 128, np.uint8)
     with pytest.raises(NoFaceError):
         detect_landmarks(grey)
+
+
+def test_teeth_are_told_from_closed_lips(data, landmark_cache, london_pairs):
+    """dlib marks some closed lips several mm apart (london/025 and 126: about 6 mm), so the
+    gap alone does not tell whether a photo shows teeth; the colour between the lips does.
+    All 30 London neutral photos have closed lips; of the wild ones, three show teeth."""
+    import csv
+
+    for _, neutral, _ in london_pairs:
+        assert not shows_teeth(read_image(neutral), landmark_cache(neutral)), neutral.name
+    wild = {p.stem: shows_teeth(read_image(p), landmark_cache(p)) for p in sorted((data / "faces" / "wild").glob("*.jpg"))}
+    assert {k for k, v in wild.items() if v} == {"elon_musk", "scarlett_johansson", "sundar_pichai"}, wild
+    # posed TCCE photos: most happy faces show teeth, neutral ones hardly ever
+    rows = list(csv.DictReader(open(data / "tcce" / "labels.csv")))
+    rate = {}
+    for label in ("happy", "neutral"):
+        found = []
+        for r in [r for r in rows if r["expression"] == label][:20]:
+            img = read_image(data / "tcce" / "images" / r["file"])
+            try:
+                found.append(shows_teeth(img, detect_landmarks(img)))
+            except LandmarkError:
+                continue
+        rate[label] = np.mean(found)
+    assert rate["happy"] >= 0.6 and rate["neutral"] <= 0.1, rate
+
+
+def test_shows_teeth_takes_any_landmarks(data, landmark_cache):
+    """Grey photos, lips off the picture and degenerate outlines give an answer, not an error."""
+    path = data / "faces" / "wild" / "sundar_pichai.jpg"
+    img, lm = read_image(path), landmark_cache(path)
+    assert shows_teeth(img, lm)
+    grey = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+    assert shows_teeth(grey, lm)  # brightness alone still finds these teeth
+    h, w = img.shape[:2]
+    for shift in ((w, 0), (0, h), (-w, -h), (-lm[:, 0].max() + 2, 0)):
+        assert isinstance(shows_teeth(img, lm + np.array(shift)), bool)
+    flat = lm.copy()
+    flat[48:68] = lm[48:68].mean(axis=0)
+    assert shows_teeth(img, flat) is False
 
 
 def test_pts_file_is_one_based(data, tmp_path):

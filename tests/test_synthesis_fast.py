@@ -1,7 +1,5 @@
 """Expression synthesis: the fused C++ fast path against the original numpy implementation
 (tests/synthesis_reference.py), determinism across thread counts, and the bindings' checks."""
-import dataclasses
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -49,15 +47,12 @@ def test_fast_path_matches_reference(model, london_pairs, landmark_cache, k):
         # brows to eyes, where widened lids uncover eyeball (continue_eyeball moves the lid
         # margin and fills the gap), and the mouth, where thin slivers of hidden interior
         # take their neighbour's colour (fill_mouth_slivers): a few hundred pixels each,
-        # which the bounds above would not notice; the same composite to one grey level,
-        # but for a few pixels of shaded teeth at their edge (up to 4 levels: normals
-        # interpolated from rasters whose vertex positions differ by float rounding). A
-        # lid margin or a sliver limit off by one pixel differs by 100+ levels along a row.
+        # which the bounds above would not notice; the same composite to one grey level
         for region in (lm[17:48], lm[48:68]):
             x0, y0 = np.floor(region.min(axis=0)).astype(int) - 5
             x1, y1 = np.ceil(region.max(axis=0)).astype(int) + 5
             d = np.abs(a.composite[y0:y1, x0:x1].astype(np.int16) - b.composite[y0:y1, x0:x1].astype(np.int16))
-            assert (d > 1).any(axis=-1).sum() <= 4 and d.max() <= 8, (e, int(d.max()), int((d > 1).sum()))
+            assert d.max() <= 1, (e, int(d.max()), int((d > 1).sum()))
 
 
 def test_deterministic_across_thread_counts(model, london_pairs, landmark_cache):
@@ -513,13 +508,15 @@ def test_thin_slivers_of_hidden_mouth_interior_take_the_lip_beside_them(model, l
     interior, and a target that shifts it reveals thin slivers of interior the photo hid
     next to them. Shaded as dark cavity, they drew a dark line across the lower lip (anger,
     contempt). Slivers up to MOUTH_SLIVER tall now continue the shown neighbour; taller
-    runs, openings the target makes, keep the materials' shading (teeth, cavity). Lips
-    dlib marks nearly closed are fitted closed (fitting.lips_closed); these four photos'
-    full lips are closed too, but dlib marks them 2-6 mm apart, and the fit keeps that."""
+    runs, openings the target makes, keep the materials' shading (teeth, cavity). These
+    photos' full, closed lips are marked 2-6 mm apart by dlib, and show no teeth, so
+    shade_opened_mouth would shade the openings first: it is left out here, as for a photo
+    that shows teeth, to test this pass alone."""
     thin, neighbour, opening, lips = [], [], [], []
     for k in (4, 7, 19, 22):
         photo, lm = _photo(london_pairs, landmark_cache, k)
         s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+        s._shows_teeth = True
         limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
         for e in ("anger", "contempt", "surprise"):
             _, r, comp, _ = s._face(s.blendshapes(e))
@@ -546,16 +543,18 @@ def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, la
     the interior they leave visible holds the photo's lips and the dark line between them.
     Where a target opens the mouth, those colours rode on the teeth and gums (lip-coloured
     bands on the teeth; dark bars across the lower lip). Now such openings are shaded
-    throughout, while a target that leaves the mouth closed still shows the photo there."""
+    throughout, while a target that leaves the mouth closed still shows the photo there.
+    Photo 22 (london/126) has full closed lips that dlib marks 6 mm apart."""
     from affcore.render import sample_bilinear
 
     carried, carried_before, photos = 0, 0, 0
-    for k in (0, 3, 12):
+    for k in (0, 3, 12, 22):
         photo, lm = _photo(london_pairs, landmark_cache, k)
         s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
-        assert s.fit.lips_closed
-        # the same fit, taken as open: the behaviour before
-        was = Synthesizer(photo, model=model, fit_result=dataclasses.replace(s.fit, lips_closed=False), threads=1)
+        assert not s._shows_teeth
+        # the same photo, its interior taken as teeth: the behaviour before
+        was = Synthesizer(photo, model=model, fit_result=s.fit, threads=1)
+        was._shows_teeth = True
         limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
         for e in ("anger", "disgust", "surprise"):
             _, r, comp, _ = s._face(s.blendshapes(e))

@@ -45,7 +45,7 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
                         const py::object& src_depth_obj, const py::tuple& src_origin, const py::tuple& box_origin,
                         float depth_slack, float lip_depth, float cavity_scale, const py::object& lit_obj, int reduce,
                         int threads, const py::object& skin_shade_obj, int lid_margin, int mouth_sliver,
-                        bool closed_lips) {
+                        bool shows_teeth) {
     auto image = require_photo(image_obj);
     auto source = require_array<float>(source_obj, "source_screen");
     require_shape(source, {-1, 3}, "source_screen");
@@ -111,7 +111,7 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     in.lit = lit.data();
     in.lid_margin = lid_margin;
     in.mouth_sliver = mouth_sliver;
-    in.closed_lips = closed_lips;
+    in.shows_teeth = shows_teeth;
     carray<float> skin_shade;
     if (!skin_shade_obj.is_none()) {
         skin_shade = require_array<float>(skin_shade_obj, "skin_shade");
@@ -319,13 +319,14 @@ void bind_synthesis(pybind11::module_& m) {
     m.def("transfer_face", &transfer_face, "image"_a, "triangle_id"_a, "barycentrics"_a, "depth"_a, "triangles"_a,
           "part"_a, "source_screen"_a, "target_screen"_a, "normal_triangles"_a, "src_depth"_a, "src_origin"_a,
           "box_origin"_a, "depth_slack"_a, "lip_depth"_a, "cavity_scale"_a, "lit"_a, "reduce"_a = 1, "threads"_a = 0,
-          "skin_shade"_a = py::none(), "lid_margin"_a = 0, "mouth_sliver"_a = 0, "closed_lips"_a = false,
+          "skin_shade"_a = py::none(), "lid_margin"_a = 0, "mouth_sliver"_a = 0, "shows_teeth"_a = true,
           "Fused texture transfer over the deformed face's pixels: (composite, displacement, known), the "
           "last two as means over reduce x reduce blocks; `skin_shade` (V,) float32 in [0, 4], optional, "
           "multiplies the photo's colour at skin pixels (interpolated per pixel); `lid_margin` (pixels) of "
           "shown eyeball below uncovered eyeball move up with the lid; runs of hidden mouth interior up to "
-          "`mouth_sliver` pixels tall take the colour of the shown interior beside them; with `closed_lips`, "
-          "taller runs of interior are shaded throughout, shown or not. See affcore.synthesis.");
+          "`mouth_sliver` pixels tall take the colour of the shown interior beside them; unless the photo "
+          "`shows_teeth`, runs of interior with more hidden pixels than that are shaded throughout. See "
+          "affcore.synthesis.");
     m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
           "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");

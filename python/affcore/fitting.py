@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from . import _core
-from .landmarks import detect_landmarks, inter_ocular_distance, lips_closed, validate_landmarks
+from .landmarks import detect_landmarks, inter_ocular_distance, validate_landmarks
 from .model import FaceModel, load_model
 
 #: Default prior weights, relative to the landmark term measured in inter-ocular distances.
@@ -85,7 +85,6 @@ class FitResult:
     iterations: int
     converged: bool
     time_ms: float                   # the C++ fit alone
-    lips_closed: bool = False        # the landmarks show closed lips (affcore.landmarks.lips_closed)
 
     @property
     def rms_iod(self) -> float:
@@ -126,7 +125,6 @@ class FitResult:
             "iterations": self.iterations,
             "converged": self.converged,
             "time_ms": self.time_ms,
-            "lips_closed": self.lips_closed,
         }
 
 
@@ -142,15 +140,14 @@ def _settings(num_identity, identity_prior, expression_prior, fit_expression, mo
                 expression_prior=prior, tolerance=TOLERANCE)
 
 
-def _result(raw: dict, landmarks: np.ndarray, iod: float, model: FaceModel, fb, time_ms: float,
-            closed: bool) -> FitResult:
+def _result(raw: dict, landmarks: np.ndarray, iod: float, model: FaceModel, fb, time_ms: float) -> FitResult:
     return FitResult(
         landmarks=landmarks, projected_landmarks=np.asarray(raw["projected"]), rms_px=float(raw["rms_px"]),
         iod_px=iod, rotation=np.asarray(raw["rotation"]), scale=float(raw["scale"]),
         translation=np.asarray(raw["translation"]), yaw=float(raw["yaw"]), pitch=float(raw["pitch"]),
         roll=float(raw["roll"]), identity=np.asarray(raw["identity"]), expression=np.asarray(raw["expression"]),
         expression_names=model.expression_names, landmark_vertices=fb.vertex_ids[np.asarray(raw["correspondence"])],
-        iterations=int(raw["iterations"]), converged=bool(raw["converged"]), time_ms=time_ms, lips_closed=closed)
+        iterations=int(raw["iterations"]), converged=bool(raw["converged"]), time_ms=time_ms)
 
 
 def _checked_iod(landmarks: np.ndarray, what: str) -> float:
@@ -181,12 +178,11 @@ def fit_landmarks(landmarks, model: FaceModel | None = None, *, num_identity: in
     model = model if model is not None else load_model()
     lm = validate_landmarks(landmarks)
     iod = _checked_iod(lm, "landmarks")
-    closed = lips_closed(lm)
     fb = model.fitting_basis
     kw = _settings(num_identity, identity_prior, expression_prior, fit_expression, model)
     t0 = time.perf_counter()
     raw = _core.fit_landmarks(fb.basis, lm, fb.correspondence, np.ones(68), fb.contour, iod, **kw)
-    return _result(raw, lm, iod, model, fb, (time.perf_counter() - t0) * 1e3, closed)
+    return _result(raw, lm, iod, model, fb, (time.perf_counter() - t0) * 1e3)
 
 
 def fit_landmarks_batch(landmarks, model: FaceModel | None = None, *, threads: int = 0, **kwargs) -> list[FitResult]:
@@ -200,7 +196,6 @@ def fit_landmarks_batch(landmarks, model: FaceModel | None = None, *, threads: i
     lms = np.stack([validate_landmarks(x, f"landmarks[{i}]") for i, x in enumerate(lms)]) if len(lms) else \
         np.zeros((0, 68, 2))
     iods = np.array([_checked_iod(x, f"landmarks[{i}]") for i, x in enumerate(lms)], dtype=np.float64)
-    closed = [lips_closed(x) for x in lms]
     fb = model.fitting_basis
     kw = _settings(kwargs.pop("num_identity", None), kwargs.pop("identity_prior", IDENTITY_PRIOR),
                    kwargs.pop("expression_prior", EXPRESSION_PRIOR), kwargs.pop("fit_expression", True), model)
@@ -210,7 +205,7 @@ def fit_landmarks_batch(landmarks, model: FaceModel | None = None, *, threads: i
     raws = _core.fit_landmarks_batch(fb.basis, np.ascontiguousarray(lms), fb.correspondence, np.ones(68),
                                      fb.contour, iods, threads=int(threads), **kw)
     per = (time.perf_counter() - t0) * 1e3 / max(len(raws), 1)
-    return [_result(r, lm, iod, model, fb, per, c) for r, lm, iod, c in zip(raws, lms, iods, closed)]
+    return [_result(r, lm, iod, model, fb, per) for r, lm, iod in zip(raws, lms, iods)]
 
 
 def fit(image, landmarks=None, model: FaceModel | None = None, **kwargs) -> FitResult:

@@ -26,7 +26,7 @@ from ._device import resolve_device
 from .blend import poisson_blend
 from .fitting import FitResult, fit
 from .images import as_rgb8
-from .landmarks import validate_landmarks
+from .landmarks import shows_teeth, validate_landmarks
 from .model import LANDMARK_VERTICES, FaceModel, load_model
 from .render import rasterize
 
@@ -301,6 +301,8 @@ class Synthesizer:
         self._target_shaded = np.arange(len(skin), len(self._target_part), dtype=np.int32)
         # each pixel's part, -1 off the face: index -1 takes the appended -1
         self._src_part = np.take(np.append(self._part, np.int8(-1)), tid)
+        # whether the photo's mouth interior is worth carrying into mouths a target opens
+        self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
         self._light = self._estimate_light()
         self._eye_colours = self._estimate_eye_colours()
         # lit colour of each part's material (skin never needs one)
@@ -451,7 +453,7 @@ class Synthesizer:
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
             skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression),
             lid_margin=int(round(LID_MARGIN * self.fit.scale)), mouth_sliver=int(round(MOUTH_SLIVER * self.fit.scale)),
-            closed_lips=self.fit.lips_closed)
+            shows_teeth=self._shows_teeth)
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small

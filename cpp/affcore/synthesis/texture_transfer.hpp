@@ -160,10 +160,10 @@ struct FaceInputs {
     // Tallest run of hidden mouth interior, in pixels, that takes the colour of the shown
     // interior next to it instead of the cavity's shading (fill_mouth_slivers; 0: none).
     int mouth_sliver = 0;
-    // The photo's lips are closed (affcore.landmarks.lips_closed): the interior it shows
-    // between the fitted lips is lip, and is not carried into mouths the target opens
-    // (shade_opened_mouth).
-    bool closed_lips = false;
+    // The photo shows teeth between its lips (affcore.landmarks.shows_teeth). When it does
+    // not, the interior it shows between the fitted lips is lip, or a dark gap, and is not
+    // carried into mouths the target opens (shade_opened_mouth).
+    bool shows_teeth = true;
 };
 
 // The displacement field and the coverage go to the extension of the field into the
@@ -670,8 +670,10 @@ inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, Par
 }
 
 // A photo of closed lips shows no mouth interior, yet the fitted lips part a little (the
-// model's lips at rest are 0.8 mm apart): the interior the fit leaves visible between them
-// holds the photo's lips and the dark line where they meet. Where the target leaves the
+// model's lips at rest are 0.8 mm apart, and dlib marks closed lips up to a few mm apart):
+// the interior the fit leaves visible between them holds the photo's lips and the dark
+// line where they meet. (Lips parted on a dark gap, without teeth, are treated alike: the
+// gap shows nothing the shading would not.) Where the target leaves the
 // mouth as it was, or opens it by no more than `mouth_sliver` (a column's run of interior
 // with at most that many pixels the photo did not show), those colours are right, and stay.
 // Where the target opens it further, they would ride on the teeth and gums, as lip-coloured
@@ -680,7 +682,7 @@ inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, Par
 // count as hidden for fill_mouth_slivers.
 template <typename Normals>
 inline void shade_opened_mouth(const FaceInputs& in, const FaceOutputs& out, PartPixels& px, Normals&& normals) {
-    if (!in.closed_lips) return;
+    if (in.shows_teeth) return;
     std::vector<int> runs;  // x, start, end: decided on the pixel pass's states, then applied
     for_each_run(px, [](std::int8_t v) { return v >= 0; }, [&](int x, int start, int end) {
         int hidden = 0;
@@ -741,7 +743,7 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
         }
     });
     continue_eyeball(in, out);
-    if (in.mouth_sliver > 0 || in.closed_lips) {
+    if (in.mouth_sliver > 0 || !in.shows_teeth) {
         PartPixels mouth = part_pixels(in, [](std::int8_t p) { return p == kSocket || p == kGums || p == kTeeth; });
         shade_opened_mouth(in, out, mouth, normals_ready);
         fill_mouth_slivers(in, out, mouth);
