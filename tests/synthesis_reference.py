@@ -44,7 +44,7 @@ def _runs(inside: np.ndarray):
 
 
 def _hidden_runs(state: np.ndarray):
-    """... of 1s (hidden pixels) in a state map."""
+    """The runs (as _runs) of 1s, hidden pixels, in a state map."""
     return _runs(state == 1)
 
 
