@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from affcore.errors import LandmarkError, NoFaceError, SeveralFacesError
+from affcore.errors import ImageError, LandmarkError, NoFaceError, SeveralFacesError
 from affcore.fitting import fit
 from affcore.images import read_image
 from affcore.landmarks import (BACKGROUND_FACE_RATIO, detect_faces, detect_landmarks, identity_descriptor,
@@ -114,6 +114,12 @@ def test_shows_teeth_takes_any_landmarks(data, landmark_cache):
     flat = lm.copy()
     flat[48:68] = lm[48:68].mean(axis=0)
     assert shows_teeth(img, flat) is False
+    bad = lm.copy()
+    bad[62] = np.nan
+    with pytest.raises(LandmarkError, match="landmarks"):
+        shows_teeth(img, bad)
+    with pytest.raises(ImageError):
+        shows_teeth(img[..., 0].astype(np.float64), lm)  # a float image must lie in [0, 1]
 
 
 def test_pts_file_is_one_based(data, tmp_path):

@@ -249,15 +249,16 @@ _FACING_INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 def shows_teeth(image: np.ndarray, landmarks: np.ndarray) -> bool:
     """Whether the photo shows teeth between the lips (see :data:`TEETH_AREA`).
 
-    ``image``: (H, W, 3) uint8 RGB; ``landmarks``: its 68 landmarks. The renderer keeps the
-    photo's mouth interior in mouths a target opens only when it shows teeth: between
-    closed lips, what a fit leaves of the interior is lip, and a dark gap shows nothing a
-    shaded mouth would not (``cpp/affcore/synthesis/texture_transfer.hpp``,
-    ``shade_opened_mouth``).
+    ``image``: the photo (as :func:`affcore.images.as_rgb8` takes it); ``landmarks``: its
+    68 landmarks, pixels. The renderer keeps the photo's mouth interior in mouths a target
+    opens only when it shows teeth: between closed lips, what a fit leaves of the interior
+    is lip, and a dark gap shows nothing a shaded mouth would not
+    (``cpp/affcore/synthesis/texture_transfer.hpp``, ``shade_opened_mouth``).
     """
     import cv2
 
-    lm = np.asarray(landmarks, dtype=np.float64)
+    image = as_rgb8(image)
+    lm = validate_landmarks(landmarks)
     iod = inter_ocular_distance(lm)
     gap = max(np.hypot(*(lm[a] - lm[b])) for a, b in _FACING_INNER_LIPS)
     if not gap >= LIPS_APART * iod:
