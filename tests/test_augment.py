@@ -74,14 +74,17 @@ def test_journal_drops_torn_last_line(tmp_path):
     assert p.read_bytes().count(b"\n") == 3
 
 
-def test_atomic_write_leaves_old_file_on_error(tmp_path):
+@pytest.mark.parametrize("fsync", [False, True])
+def test_atomic_write_leaves_old_file_on_error(tmp_path, fsync):
     p = tmp_path / "a.txt"
-    _jobs.atomic_write_bytes(p, b"old")
+    _jobs.atomic_write_bytes(p, b"old", fsync=fsync)
     with pytest.raises(RuntimeError):
-        with _jobs.atomic_file(p, "wb") as f:
+        with _jobs.atomic_file(p, "wb", fsync=fsync) as f:
             f.write(b"new, half")
             raise RuntimeError("crash")
     assert p.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["a.txt"]
+    with pytest.raises(TypeError):  # every caller says whether it wants the write on disk
+        _jobs.atomic_write_bytes(p, b"new")
 
 
 # -- end to end -------------------------------------------------------------------------------
@@ -155,6 +158,20 @@ def test_npz_job(reference, fer_npz):
         diff = np.abs(z["images"][0].astype(int) - src["images"][first["source_index"]].astype(int))
         assert diff.mean() > 0.5
     assert not list(out.rglob(f"*{_jobs.TMP_MARK}*"))
+
+
+def test_parquet_manifest_matches_the_csv(fer_npz, model, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    from affcore import augment
+
+    m = augment(fer_npz, TARGETS, tmp_path / "out", workers=1, limit=3, parquet=True, progress=False,
+                model=model.path)
+    table = pq.read_table(m.parquet).to_pylist()
+    rows = list(m)
+    assert len(table) == len(rows) == 6 and list(table[0]) == list(MANIFEST_COLUMNS)
+    assert [(r["target"], r["status"], r["output"]) for r in table] == \
+        [(r["target"], r["status"], r["output"]) for r in rows]
+    assert not list((tmp_path / "out").rglob(f"*{_jobs.TMP_MARK}*"))
 
 
 def test_kill9_and_resume_is_byte_identical(reference, fer_npz, model, tmp_path):

@@ -732,12 +732,12 @@ def _write_outputs(out: Path, journal_path: Path, offsets: array.array, targets:
                 counts["faces_ok" if row["status"] == "ok" else "faces_failed"] += 1
                 if npz_info is not None and row["status"] == "ok" and row["crop"]:
                     npz_rows.append((row["crop"], row["target"], rec["source_index"], rec.get("split", "")))
-    pq = _write_parquet(out) if parquet else None
+    pq = _write_parquet(out, fsync) if parquet else None
     npz = _write_npz(out, npz_rows, tmap, npz_info, fsync) if npz_info is not None else None
     return Manifest(out / "manifest.csv", counts, pq, npz)
 
 
-def _write_parquet(out: Path) -> Path:
+def _write_parquet(out: Path, fsync: bool) -> Path:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -747,7 +747,7 @@ def _write_parquet(out: Path) -> Path:
              for c in MANIFEST_COLUMNS}
     schema = pa.schema([(c, types[c]) for c in MANIFEST_COLUMNS])
     dest = out / "manifest.parquet"
-    with _jobs.atomic_path(dest) as tmp, pq.ParquetWriter(tmp, schema) as writer, \
+    with _jobs.atomic_path(dest, fsync=fsync) as tmp, pq.ParquetWriter(tmp, schema) as writer, \
             open(out / "manifest.csv", newline="", encoding="utf-8") as f:
         batch: list[dict] = []
         for row in csv.DictReader(f):

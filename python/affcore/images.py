@@ -110,6 +110,6 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     from ._jobs import atomic_path
 
     image = Image.fromarray(as_rgb8(image))
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync=False) as tmp:
         image.save(tmp)
     return Path(path)

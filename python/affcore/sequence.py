@@ -206,7 +206,7 @@ def write_sequence(frames, out: str | os.PathLike, fps: float = 30.0) -> Path:
     frames = _same_size_rgb8(frames)
     written = 0
     if out.suffix.lower() == ".mp4":
-        with atomic_path(out) as tmp:
+        with atomic_path(out, fsync=False) as tmp:
             writer = None
             try:
                 for f in frames:

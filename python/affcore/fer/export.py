@@ -48,7 +48,7 @@ def export_onnx(model, path: str | os.PathLike, arch: str = "", flip_tta: bool =
     model = model.float().to(memory_format=torch.contiguous_format).eval()
     wrapped = _wrapper(model, flip_tta)
     dummy = torch.full((2, 1, INPUT_SIZE, INPUT_SIZE), 128.0)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync=False) as tmp:
         with warnings.catch_warnings():
             # The TorchScript exporter is chosen on purpose: the torch.export-based one needs
             # onnxscript, one more dependency, for a plain feed-forward net it gains nothing
