@@ -84,10 +84,12 @@ def test_teeth_are_told_from_closed_lips(data, landmark_cache, london_pairs):
 
     for _, neutral, _ in london_pairs:
         assert not shows_teeth(read_image(neutral), landmark_cache(neutral)), neutral.name
-    wild = {p.stem: shows_teeth(read_image(p), landmark_cache(p)) for p in sorted((data / "faces" / "wild").glob("*.jpg"))}
+    wild = {p.stem: shows_teeth(read_image(p), landmark_cache(p))
+            for p in sorted((data / "faces" / "wild").glob("*.jpg"))}
     assert {k for k, v in wild.items() if v} == {"elon_musk", "scarlett_johansson", "sundar_pichai"}, wild
     # posed TCCE photos: most happy faces show teeth, neutral ones hardly ever
-    rows = list(csv.DictReader(open(data / "tcce" / "labels.csv")))
+    with open(data / "tcce" / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     rate = {}
     for label in ("happy", "neutral"):
         found = []

@@ -43,12 +43,12 @@ def fsync_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path, *, fsync: bool) -> Iterator[Path]:
-    """``with atomic_path(path, fsync=False) as tmp:`` write the file ``tmp`` (for writers that take a
-    file name); it replaces ``path`` only when the block finishes without an exception, and
-    is removed otherwise, so ``path`` is never half-written and an interrupted write leaves
-    nothing behind. With ``fsync``, the file and then its folder are flushed to disk too (for
-    the outputs of batch jobs, which must survive a crash; every caller says which it wants).
-    ``path``'s folder is created."""
+    """``with atomic_path(path, fsync=False) as tmp:`` write the file ``tmp`` (for writers
+    that take a file name); it replaces ``path`` only when the block finishes without an
+    exception, and is removed otherwise, so ``path`` is never half-written and an
+    interrupted write leaves nothing behind. With ``fsync``, the file and then its folder
+    are flushed to disk too (for the outputs of batch jobs, which must survive a crash;
+    every caller says which it wants). ``path``'s folder is created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
@@ -69,8 +69,8 @@ def atomic_path(path, *, fsync: bool) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_file(path, mode: str = "w", *, fsync: bool, **kwargs):
-    """``with atomic_file(path, "w", fsync=False) as f:`` write through the file object ``f``, as
-    :func:`atomic_path` (``kwargs`` go to :func:`open`)."""
+    """``with atomic_file(path, "w", fsync=False) as f:`` write through the file object
+    ``f``, as :func:`atomic_path` (``kwargs`` go to :func:`open`)."""
     with atomic_path(path, fsync=fsync) as tmp, open(tmp, mode, **kwargs) as f:
         yield f
 
