@@ -6,7 +6,6 @@ They are fully convolutional with global average pooling, so other input sizes w
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from . import ARCH_NAMES
