@@ -88,6 +88,7 @@ class ReferenceSynthesizer:
         keep = np.ones(len(self._triangles), bool)
         keep[:len(mesh.skin_triangles)] = ~_outline_skin(mesh, local, covered, (x0, y0), self.fit.iod_px)
         self._target_triangles, self._target_part = self._triangles[keep], self._part[keep]
+        self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
         self._light = self._estimate_light()
         self._eye_colours = self._estimate_eye_colours()
 
@@ -191,8 +192,7 @@ class ReferenceSynthesizer:
         p = part.reshape(-1)[idx]
         synthetic = ~seen & (p != SKIN)
         material = np.zeros((len(idx), 3), np.float32)
-        closed = not shows_teeth(self.image, self.fit.landmarks)
-        if synthetic.any() or closed:
+        if synthetic.any() or not self._shows_teeth:
             normals = _vertex_normals(screen * np.array([1, -1, -1], np.float32), tris)
             # camera-facing normal (x right, y up, z towards the camera)
             n = interpolate(normals, tris, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
@@ -240,7 +240,7 @@ class ReferenceSynthesizer:
         # a photo without teeth between its lips shows no mouth interior worth keeping: runs
         # of interior with more than `sliver` pixels the photo hid are mouths the target
         # opens, shaded throughout (texture_transfer.hpp, shade_opened_mouth)
-        if closed:
+        if not self._shows_teeth:
             shaded = np.zeros(tid.shape + (3,), np.uint8)
             shaded.reshape(-1, 3)[idx] = np.clip(material + 0.5, 0, 255).astype(np.uint8)
             opened = [(x, a, b) for x, a, b in _runs(mouth >= 0) if mouth[a:b, x].sum() > sliver]

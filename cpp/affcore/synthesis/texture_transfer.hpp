@@ -556,18 +556,17 @@ inline PartPixels part_pixels(const FaceInputs& in, IsPart is_part) {
     return px;
 }
 
+inline std::uint8_t* composite_pixel(const FaceInputs& in, const FaceOutputs& out, int x, int y) {
+    return out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x));
+}
+
 // The composite over the box as it is now, into px.before: the colours a pass reads while it
 // writes the composite.
 inline void capture_colours(PartPixels& px, const FaceInputs& in, const FaceOutputs& out) {
     px.before.resize(3 * px.state.size());
     for (int y = px.r0; y <= px.r1; ++y)
-        std::memcpy(px.before.data() + 3 * px.index(px.c0, y),
-                    out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(px.c0)),
+        std::memcpy(px.before.data() + 3 * px.index(px.c0, y), composite_pixel(in, out, px.c0, y),
                     3 * static_cast<std::size_t>(px.bw));
-}
-
-inline std::uint8_t* composite_pixel(const FaceInputs& in, const FaceOutputs& out, int x, int y) {
-    return out.composite + 3 * (static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x));
 }
 
 // Calls run(x, start, end) for each column's runs of pixels whose state `in_run` accepts,
@@ -673,25 +672,22 @@ inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, Par
 // model's lips at rest are 0.8 mm apart, and dlib marks closed lips up to a few mm apart):
 // the interior the fit leaves visible between them holds the photo's lips and the dark
 // line where they meet. (Lips parted on a dark gap, without teeth, are treated alike: the
-// gap shows nothing the shading would not.) Where the target leaves the
-// mouth as it was, or opens it by no more than `mouth_sliver` (a column's run of interior
-// with at most that many pixels the photo did not show), those colours are right, and stay.
-// Where the target opens it further, they would ride on the teeth and gums, as lip-coloured
-// bands across the teeth, or, with the hidden interior beside them shaded as cavity, as
-// dark bars across the lower lip: such runs take the material's shading throughout, and
-// count as hidden for fill_mouth_slivers.
+// gap shows nothing the shading would not.) Where the target leaves the mouth as it was, or
+// opens it by no more than `mouth_sliver` (a column's run of interior with at most that many
+// pixels the photo did not show), those colours are right, and stay. Where the target opens
+// it further, they would ride on the teeth and gums, as lip-coloured bands across the teeth,
+// or, with the hidden interior beside them shaded as cavity, as dark bars across the lower
+// lip: such runs take the material's shading throughout, and count as hidden for
+// fill_mouth_slivers. (A run's pixels stay in the run when they turn hidden, so marking
+// them while walking changes no run.)
 template <typename Normals>
 inline void shade_opened_mouth(const FaceInputs& in, const FaceOutputs& out, PartPixels& px, Normals&& normals) {
     if (in.shows_teeth) return;
-    std::vector<int> runs;  // x, start, end: decided on the pixel pass's states, then applied
     for_each_run(px, [](std::int8_t v) { return v >= 0; }, [&](int x, int start, int end) {
         int hidden = 0;
         for (int y = start; y < end; ++y) hidden += px.at(x, y);
-        if (hidden > in.mouth_sliver) runs.insert(runs.end(), {x, start, end});
-    });
-    for (std::size_t k = 0; k < runs.size(); k += 3) {
-        const int x = runs[k];
-        for (int y = runs[k + 1]; y < runs[k + 2]; ++y) {
+        if (hidden <= in.mouth_sliver) return;
+        for (int y = start; y < end; ++y) {
             if (px.at(x, y) != 0) continue;
             const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x);
             const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1];
@@ -699,10 +695,9 @@ inline void shade_opened_mouth(const FaceInputs& in, const FaceOutputs& out, Par
             material_colour(in, i, in.triangle_id[i], 1.0f - b1 - b2, b1, b2, normals, colour);
             std::uint8_t* o = composite_pixel(in, out, x, y);
             for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
-            px.state[px.index(x, y)] = 1;
-            px.hidden = true;
+            px.state[px.index(x, y)] = 1;  // (px.hidden is set already: the run has hidden pixels)
         }
-    }
+    });
 }
 
 inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
