@@ -12,14 +12,14 @@ from affcore.blend import poisson_blend
 from affcore.fitting import FitResult, fit
 from affcore.images import as_rgb8
 from affcore.landmarks import shows_teeth, validate_landmarks
-from affcore.model import FaceModel, load_model
+from affcore.model import LANDMARK_VERTICES, FaceModel, load_model
 from affcore.render import interpolate, rasterize, sample_bilinear
 
 # The mesh parts, materials, result type and target weights are shared with the fast path;
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
     ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget,
-    Synthesizer, _face_triangles, _mesh, _outline_skin)
+    Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _face_triangles, _mesh, _mouth_opened, _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -89,6 +89,8 @@ class ReferenceSynthesizer:
         keep[:len(mesh.skin_triangles)] = ~_outline_skin(mesh, local, covered, (x0, y0), self.fit.iod_px)
         self._target_triangles, self._target_part = self._triangles[keep], self._part[keep]
         self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
+        self._inner_lip = (LANDMARK_VERTICES[list(_INNER_LIP_UPPER)], LANDMARK_VERTICES[list(_INNER_LIP_LOWER)])
+        self._interior = np.unique(self._triangles[np.isin(self._part, (SOCKET, GUMS, TEETH))])
         self._light = self._estimate_light()
         self._eye_colours = self._estimate_eye_colours()
 
@@ -230,24 +232,28 @@ class ReferenceSynthesizer:
             rendered[start:start + margin, x] = before[y:y + margin, x]
             rendered[start + margin:y + margin, x] = median
 
-        # thin slivers of hidden mouth interior next to shown interior take the shown
-        # neighbour's colour, halves from above and below (texture_transfer.hpp,
-        # fill_mouth_slivers); taller runs keep the cavity's shading
+        # a photo without teeth between its lips shows no mouth interior worth keeping: as
+        # far as the target opens the mouth there, the interior it showed gives way to the
+        # materials' shading (texture_transfer.hpp, shade_opened_mouth)
         mouth = np.full(tid.shape, -1, np.int8)
         in_mouth = np.isin(p, (SOCKET, GUMS, TEETH))
         mouth.reshape(-1)[idx[in_mouth]] = (~seen[in_mouth]).astype(np.int8)
-        sliver = int(round(MOUTH_SLIVER * self.fit.scale))
-        # a photo without teeth between its lips shows no mouth interior worth keeping: runs
-        # of interior with more than `sliver` pixels the photo hid are mouths the target
-        # opens, shaded throughout (texture_transfer.hpp, shade_opened_mouth)
+        opened = np.zeros(tid.shape, np.float32)
         if not self._shows_teeth:
-            shaded = np.zeros(tid.shape + (3,), np.uint8)
-            shaded.reshape(-1, 3)[idx] = np.clip(material + 0.5, 0, 255).astype(np.uint8)
-            opened = [(x, a, b) for x, a, b in _runs(mouth >= 0) if mouth[a:b, x].sum() > sliver]
-            for x, a, b in opened:
-                shown = mouth[a:b, x] == 0
-                rendered[a:b, x][shown] = shaded[a:b, x][shown]
-                mouth[a:b, x] = 1
+            weights = _mouth_opened(screen[:, :2], self._source_screen[:, :2], *self._inner_lip, self._interior,
+                                    self.fit.scale)
+            opened = interpolate(weights[:, None], tris, tid, r.barycentrics, threads=self.threads)[..., 0]
+            shaded = np.zeros(tid.shape + (3,), np.float32)
+            shaded.reshape(-1, 3)[idx] = material
+            shown = mouth == 0
+            weight = opened[shown][:, None]
+            mixed = (1 - weight) * rendered[shown] + weight * shaded[shown]
+            rendered[shown] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+        # thin slivers of hidden mouth interior next to shown interior take the shown
+        # neighbour's colour, halves from above and below, as far as the target leaves the
+        # mouth as it was (texture_transfer.hpp, fill_mouth_slivers); taller runs keep the
+        # cavity's shading
+        sliver = int(round(MOUTH_SLIVER * self.fit.scale))
         before = rendered.copy()
         for x, start, y in _hidden_runs(mouth) if sliver > 0 else []:
             col = mouth[:, x]
@@ -256,10 +262,11 @@ class ReferenceSynthesizer:
             if y - start > sliver or not (above or below):
                 continue
             split = start + (y - start + 1) // 2 if above and below else (y if above else start)
-            if above:
-                rendered[start:split, x] = before[start - 1, x]
-            if below:
-                rendered[split:y, x] = before[y, x]
+            for a, b, r0 in ((start, split, start - 1), (split, y, y)):
+                if a < b:
+                    take = (1 - opened[a:b, x])[:, None]
+                    fill = (1 - take) * before[a:b, x] + take * before[r0, x]
+                    rendered[a:b, x] = np.clip(fill + 0.5, 0, 255).astype(np.uint8)
 
         # surroundings follow the face: warp the photo by the face's motion, extended smoothly
         box = self.image[y0:y1, x0:x1]

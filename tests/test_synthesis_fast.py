@@ -131,6 +131,11 @@ def test_transfer_face_checks_its_inputs():
     for bad in (np.ones(4, np.float32), np.full(3, np.nan, np.float32), np.array([1, 1, -0.5], np.float32)):
         with pytest.raises(ValueError, match="skin_shade"):
             _core.transfer_face(**_face_args(), skin_shade=bad)
+    for bad in (np.ones(4, np.float32), np.full(3, np.nan, np.float32), np.array([1, 1, 1.5], np.float32)):
+        with pytest.raises(ValueError, match="mouth_opened"):
+            _core.transfer_face(**_face_args(), mouth_opened=bad)
+    with pytest.raises(TypeError, match="mouth_opened"):
+        _core.transfer_face(**_face_args(), mouth_opened=np.ones(3, np.float64))
 
 
 def test_skin_shade_scales_the_skin_and_nothing_else():
@@ -577,3 +582,39 @@ def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, la
     # openings held this much of the photo's colour (lips) before, and now none
     assert photos >= 100 and carried_before >= 0.9 * photos, (photos, carried_before)
     assert carried <= 0.02 * photos, (carried, photos)
+
+
+@settings(max_examples=60, deadline=None)
+@given(growth=st.floats(-0.2, 0.5), roll=st.floats(-0.6, 0.6), left=st.floats(0.0, 1.0))
+def test_mouth_opened_follows_the_inner_lips_gap(growth, roll, left):
+    """_mouth_opened on a mouth of three facing inner-lip pairs, rolled by `roll` radians:
+    where the lower lip drops by the same amount all along the mouth, every interior vertex
+    takes MOUTH_OPENING's ramp of that growth (none where the lips close in); where only
+    the left pair opens, the weight falls from the left to the right along the mouth, and
+    it is held beyond the outer pairs. Vertices outside the interior stay 0."""
+    scale = 30.0  # pixels per cm
+    c, s_ = np.cos(roll), np.sin(roll)
+    rot = np.array([[c, -s_], [s_, c]])
+    xs = np.array([-1.0, 0.0, 1.0]) * scale
+    upper = np.stack([xs, np.zeros(3)], axis=1)
+    lower = upper + [0.0, 0.2 * scale]
+    interior = np.stack([np.linspace(-1.6, 1.6, 9) * scale, np.full(9, 0.1 * scale)], axis=1)
+    other = np.array([[0.0, -2.0 * scale]])
+    source = np.vstack([upper, lower, interior, other]) @ rot.T
+    ui, li, ii = np.arange(3), np.arange(3, 6), np.arange(6, 15)
+    start, end = synthesis.MOUTH_OPENING
+
+    def ramp(g):
+        x = np.clip((g - start) / (end - start), 0, 1)
+        return x * x * (3 - 2 * x)
+
+    target = np.vstack([upper, lower + [0.0, growth * scale], interior, other]) @ rot.T
+    w = synthesis._mouth_opened(target, source, ui, li, ii, scale)
+    assert w.dtype == np.float32 and w[15] == 0 and ((0 <= w) & (w <= 1)).all()
+    np.testing.assert_allclose(w[ii], ramp(growth), atol=1e-5)
+    # only the left pair opens, by `left` cm
+    target = np.vstack([upper, lower + [[0.0, left * scale], [0, 0], [0, 0]], interior, other]) @ rot.T
+    w = synthesis._mouth_opened(target, source, ui, li, ii, scale)[ii]
+    assert (np.diff(w) <= 1e-6).all()  # falls from left to right
+    np.testing.assert_allclose(w[:2], ramp(left), atol=1e-5)  # held out to the corner
+    assert (w[4:] == 0).all()

@@ -45,7 +45,7 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
                         const py::object& src_depth_obj, const py::tuple& src_origin, const py::tuple& box_origin,
                         float depth_slack, float lip_depth, float cavity_scale, const py::object& lit_obj, int reduce,
                         int threads, const py::object& skin_shade_obj, int lid_margin, int mouth_sliver,
-                        bool shows_teeth) {
+                        const py::object& mouth_opened_obj) {
     auto image = require_photo(image_obj);
     auto source = require_array<float>(source_obj, "source_screen");
     require_shape(source, {-1, 3}, "source_screen");
@@ -111,7 +111,6 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
     in.lit = lit.data();
     in.lid_margin = lid_margin;
     in.mouth_sliver = mouth_sliver;
-    in.shows_teeth = shows_teeth;
     carray<float> skin_shade;
     if (!skin_shade_obj.is_none()) {
         skin_shade = require_array<float>(skin_shade_obj, "skin_shade");
@@ -121,6 +120,16 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
         if (std::any_of(k, k + V, [](float v) { return v < 0.0f || v > 4.0f; }))
             throw py::value_error("skin_shade: factors must lie in [0, 4]");
         in.skin_shade = k;
+    }
+    carray<float> mouth_opened;
+    if (!mouth_opened_obj.is_none()) {
+        mouth_opened = require_array<float>(mouth_opened_obj, "mouth_opened");
+        require_shape(mouth_opened, {V}, "mouth_opened");
+        const float* w = mouth_opened.data();
+        // (NaN fails the test too)
+        if (!std::all_of(w, w + V, [](float v) { return v >= 0.0f && v <= 1.0f; }))
+            throw py::value_error("mouth_opened: weights must lie in [0, 1]");
+        in.mouth_opened = w;
     }
 
     carray<std::uint8_t> comp({H, W, py::ssize_t(3)});
@@ -319,14 +328,15 @@ void bind_synthesis(pybind11::module_& m) {
     m.def("transfer_face", &transfer_face, "image"_a, "triangle_id"_a, "barycentrics"_a, "depth"_a, "triangles"_a,
           "part"_a, "source_screen"_a, "target_screen"_a, "normal_triangles"_a, "src_depth"_a, "src_origin"_a,
           "box_origin"_a, "depth_slack"_a, "lip_depth"_a, "cavity_scale"_a, "lit"_a, "reduce"_a = 1, "threads"_a = 0,
-          "skin_shade"_a = py::none(), "lid_margin"_a = 0, "mouth_sliver"_a = 0, "shows_teeth"_a = true,
+          "skin_shade"_a = py::none(), "lid_margin"_a = 0, "mouth_sliver"_a = 0, "mouth_opened"_a = py::none(),
           "Fused texture transfer over the deformed face's pixels: (composite, displacement, known), the "
           "last two as means over reduce x reduce blocks; `skin_shade` (V,) float32 in [0, 4], optional, "
           "multiplies the photo's colour at skin pixels (interpolated per pixel); `lid_margin` (pixels) of "
           "shown eyeball below uncovered eyeball move up with the lid; runs of hidden mouth interior up to "
-          "`mouth_sliver` pixels tall take the colour of the shown interior beside them; unless the photo "
-          "`shows_teeth`, runs of interior with more hidden pixels than that are shaded throughout. See "
-          "affcore.synthesis.");
+          "`mouth_sliver` pixels tall take the colour of the shown interior beside them; `mouth_opened` (V,) "
+          "float32 in [0, 1], optional, for photos of closed lips: how far the target opens the mouth at each "
+          "interior vertex, to which degree the interior the photo showed gives way to the shaded materials "
+          "and hidden interior does not take its neighbour's colour (any run length). See affcore.synthesis.");
     m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
           "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");

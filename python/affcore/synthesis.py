@@ -153,6 +153,12 @@ LID_MARGIN = 0.13
 # that neighbour rather than the cavity's dark shading, which drew a thin dark line across
 # the lower lip (texture_transfer.hpp, fill_mouth_slivers). 5 pixels on the London photos.
 MOUTH_SLIVER = 0.15
+# How far a target opens the mouth beyond the fit, in cm of gap between the inner lips, over
+# which the colours that a photo of closed lips shows between the fitted lips (lip, and the
+# line where the lips meet) give way to the shaded mouth interior: none of them below the
+# first, all past the second, smoothly between (texture_transfer.hpp, shade_opened_mouth).
+# A single threshold made sequences that open the mouth flicker.
+MOUTH_OPENING = (0.02, 0.12)
 
 
 # Model-dependent preparation, shared by every Synthesizer of the same model: which
@@ -160,6 +166,38 @@ MOUTH_SLIVER = 0.15
 # restricted to those vertices (a contiguous copy, so a target deforms ~23k vertices
 # instead of the model's 27k and never copies the basis).
 _LIP_LANDMARKS = (48, 54, 51, 57)  # mouth corners and lip centres: the front of the mouth cavity
+_INNER_LIP_UPPER, _INNER_LIP_LOWER = (61, 62, 63), (67, 66, 65)  # iBUG inner-lip points, facing pairs
+
+
+def _mouth_opened(target_xy: np.ndarray, source_xy: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                  interior: np.ndarray, scale: float) -> np.ndarray:
+    """How far a target opens the mouth beyond the fit, per vertex: (N,) float32 in [0, 1]
+    at the ``interior`` vertices (MOUTH_OPENING's ramp), 0 elsewhere.
+
+    ``target_xy`` and ``source_xy`` (N, 2) are the vertices on screen under the target and
+    under the fit; ``upper`` and ``lower`` the vertices of the inner lips' facing pairs (left
+    to right on screen, or right to left), and ``scale`` pixels per cm. The gap between each
+    pair grows by some amount from the fit to the target; along the mouth, between the pairs'
+    midpoints, that growth is interpolated linearly (and held beyond the outer pairs, out to
+    the corners), and each interior vertex takes it at its projection on the line through
+    the outer midpoints."""
+    gap = np.linalg.norm(target_xy[upper] - target_xy[lower], axis=1)
+    fitted = np.linalg.norm(source_xy[upper] - source_xy[lower], axis=1)
+    growth = (gap - fitted) / scale
+    middle = 0.5 * (target_xy[upper] + target_xy[lower])
+    axis = middle[-1] - middle[0]
+    length2 = float(axis @ axis)
+    opened = np.zeros(len(target_xy), np.float32)
+    if length2 > 0:
+        at = (middle - middle[0]) @ axis / length2
+        order = np.argsort(at)
+        growth = np.interp((target_xy[interior] - middle[0]) @ axis / length2, at[order], growth[order])
+    else:  # a mouth of no width: its mean growth throughout
+        growth = np.full(len(interior), growth.mean())
+    start, end = MOUTH_OPENING
+    x = np.clip((growth - start) / (end - start), 0.0, 1.0)
+    opened[interior] = x * x * (3.0 - 2.0 * x)  # smoothstep
+    return opened
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +207,8 @@ class _Mesh:
     vertices: np.ndarray         # (N,) model vertex of each local vertex, sorted
     used: np.ndarray | None      # local vertices used by a triangle; None = all of them
     lip: np.ndarray              # local indices of the lip landmarks
+    inner_lip: tuple             # local indices of the inner lips' facing pairs: (upper, lower)
+    interior: np.ndarray         # local indices of the mouth interior's vertices
     skin_triangles: np.ndarray   # (Ts, 3) int32: the skin's triangles, `triangles`' first Ts
     skin_outline: np.ndarray     # (N,) bool: vertices on the skin's outer boundary
     neutral: np.ndarray          # (N, 3) float32
@@ -186,7 +226,8 @@ def _mesh(model: FaceModel) -> _Mesh:
     tris, part = _face_triangles(model)
     used = np.unique(tris)
     lip_vertices = LANDMARK_VERTICES[list(_LIP_LANDMARKS)]
-    verts = np.union1d(used, lip_vertices)
+    upper, lower = LANDMARK_VERTICES[list(_INNER_LIP_UPPER)], LANDMARK_VERTICES[list(_INNER_LIP_LOWER)]
+    verts = np.union1d(np.union1d(used, lip_vertices), np.concatenate([upper, lower]))
     local = np.searchsorted(verts, tris).astype(np.int32)
     mesh = _Mesh(
         triangles=local,
@@ -194,6 +235,8 @@ def _mesh(model: FaceModel) -> _Mesh:
         vertices=verts,
         used=None if len(verts) == len(used) else np.searchsorted(verts, used),
         lip=np.searchsorted(verts, lip_vertices),
+        inner_lip=(np.searchsorted(verts, upper), np.searchsorted(verts, lower)),
+        interior=np.unique(local[np.isin(part, (SOCKET, GUMS, TEETH))]),
         skin_triangles=np.ascontiguousarray(local[part == SKIN]),
         skin_outline=_outer_boundary(local[part == SKIN], len(verts)),
         neutral=np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32),
@@ -453,7 +496,8 @@ class Synthesizer:
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
             skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression),
             lid_margin=int(round(LID_MARGIN * self.fit.scale)), mouth_sliver=int(round(MOUTH_SLIVER * self.fit.scale)),
-            shows_teeth=self._shows_teeth)
+            mouth_opened=None if self._shows_teeth else _mouth_opened(
+                screen[:, :2], self._source_screen[:, :2], *self._mesh.inner_lip, self._mesh.interior, self.fit.scale))
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small

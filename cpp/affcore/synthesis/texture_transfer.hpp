@@ -158,12 +158,15 @@ struct FaceInputs {
     // with the lid where widened lids uncover eyeball (continue_eyeball).
     int lid_margin = 0;
     // Tallest run of hidden mouth interior, in pixels, that takes the colour of the shown
-    // interior next to it instead of the cavity's shading (fill_mouth_slivers; 0: none).
+    // interior next to it instead of the cavity's shading, in photos that show teeth
+    // (fill_mouth_slivers; 0: none).
     int mouth_sliver = 0;
-    // The photo shows teeth between its lips (affcore.landmarks.shows_teeth). When it does
-    // not, the interior it shows between the fitted lips is lip, or a dark gap, and is not
-    // carried into mouths the target opens (shade_opened_mouth).
-    bool shows_teeth = true;
+    // Optional, V, in [0, 1]: how far the target opens the mouth beyond the fit, at each
+    // vertex of the mouth interior (0: not at all, 1: fully; interpolated per pixel), for a
+    // photo of closed lips (affcore.landmarks.shows_teeth false), whose interior between the
+    // fitted lips is lip and the dark line where the lips meet (shade_opened_mouth,
+    // fill_mouth_slivers). Null: the photo shows teeth, and keeps them.
+    const float* mouth_opened = nullptr;
 };
 
 // The displacement field and the coverage go to the extension of the field into the
@@ -569,27 +572,21 @@ inline void capture_colours(PartPixels& px, const FaceInputs& in, const FaceOutp
                     3 * static_cast<std::size_t>(px.bw));
 }
 
-// Calls run(x, start, end) for each column's runs of pixels whose state `in_run` accepts,
-// rows [start, end), column by column, top to bottom.
-template <typename InRun, typename Run>
-inline void for_each_run(const PartPixels& px, InRun&& in_run, Run&& run) {
+// Calls run(x, start, end) for each column's runs of hidden pixels (state 1), rows
+// [start, end), column by column, top to bottom.
+template <typename Run>
+inline void for_each_hidden_run(const PartPixels& px, Run&& run) {
     for (int x = px.c0; x <= px.c1; ++x) {
         for (int y = px.r0; y <= px.r1;) {
-            if (!in_run(px.at(x, y))) {
+            if (px.at(x, y) != 1) {
                 ++y;
                 continue;
             }
             const int start = y;
-            while (y <= px.r1 && in_run(px.at(x, y))) ++y;
+            while (y <= px.r1 && px.at(x, y) == 1) ++y;
             run(x, start, y);
         }
     }
-}
-
-// for_each_run over the runs of hidden pixels (state 1).
-template <typename Run>
-inline void for_each_hidden_run(const PartPixels& px, Run&& run) {
-    for_each_run(px, [](std::int8_t v) { return v == 1; }, run);
 }
 
 // The window below a run's lid margin whose shown eyeball gives the run its colour: up to
@@ -645,6 +642,17 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
     });
 }
 
+// in.mouth_opened at covered pixel i, interpolated over its triangle.
+inline float mouth_opened_at(const FaceInputs& in, std::size_t i) {
+    const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(in.triangle_id[i]);
+    const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1];
+    const float* w = in.mouth_opened;
+    return (1.0f - b1 - b2) * w[tri[0]] + b1 * w[tri[1]] + b2 * w[tri[2]];
+}
+
+// (1 - f) * a + f * b, exactly a at f = 0 and b at f = 1, rounded as to_u8.
+inline std::uint8_t mix_u8(float a, float b, float f) { return to_u8((1.0f - f) * a + f * b); }
+
 // Where the fit and the photo disagree about the lips (most often a fit a little open on
 // closed lips), the photo's lips lie on the fitted mouth interior: those interior pixels
 // show lip, and move with the teeth and gums. A target that shifts them reveals, next to
@@ -652,10 +660,14 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
 // a dark line drawn across the lower lip (anger, contempt, disgust). Each column's run of
 // such pixels no taller than `mouth_sliver` and bordering interior the photo showed takes
 // the colour of that neighbour (from above and below, halves, when it borders both). Taller
-// runs are openings the target makes, and keep their shading. After the pixel pass, over
-// the mouth interior's box only, reading the composite as the pixel pass left it.
+// runs are openings the target makes, and keep their shading. In a photo of closed lips,
+// the neighbours are lip, which gives way to the shading as the target opens the mouth
+// (shade_opened_mouth), and the runs take their colour only to the degree that the target
+// leaves the mouth as it was (1 - mouth_opened). After the pixel pass and
+// shade_opened_mouth, over the mouth interior's box only, reading the composite as they
+// left it.
 inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, PartPixels& px) {
-    if (in.mouth_sliver <= 0 || !px.hidden) return;
+    if (!px.hidden || in.mouth_sliver <= 0) return;
     capture_colours(px, in, out);
     for_each_hidden_run(px, [&](int x, int start, int end) {
         if (end - start > in.mouth_sliver) return;
@@ -663,41 +675,44 @@ inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, Par
         const bool below = end <= px.r1 && px.at(x, end) == 0;
         if (!above && !below) return;
         const int split = above && below ? start + (end - start + 1) / 2 : (above ? end : start);
-        for (int r = start; r < split; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, start - 1), 3);
-        for (int r = split; r < end; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, end), 3);
+        for (int r = start; r < end; ++r) {
+            const std::uint8_t* from = r < split ? px.colour(x, start - 1) : px.colour(x, end);
+            std::uint8_t* o = composite_pixel(in, out, x, r);
+            if (!in.mouth_opened) {
+                std::memcpy(o, from, 3);
+                continue;
+            }
+            const std::size_t i = static_cast<std::size_t>(r) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x);
+            const float take = 1.0f - mouth_opened_at(in, i);
+            for (int c = 0; c < 3; ++c) o[c] = mix_u8(o[c], from[c], take);
+        }
     });
 }
 
 // A photo of closed lips shows no mouth interior, yet the fitted lips part a little (the
 // model's lips at rest are 0.8 mm apart, and dlib marks closed lips up to a few mm apart):
 // the interior the fit leaves visible between them holds the photo's lips and the dark
-// line where they meet. (Lips parted on a dark gap, without teeth, are treated alike: the
-// gap shows nothing the shading would not.) Where the target leaves the mouth as it was, or
-// opens it by no more than `mouth_sliver` (a column's run of interior with at most that many
-// pixels the photo did not show), those colours are right, and stay. Where the target opens
-// it further, they would ride on the teeth and gums, as lip-coloured bands across the teeth,
-// or, with the hidden interior beside them shaded as cavity, as dark bars across the lower
-// lip: such runs take the material's shading throughout, and count as hidden for
-// fill_mouth_slivers. (A run's pixels stay in the run when they turn hidden, so marking
-// them while walking changes no run.)
+// line where they meet. Where the target leaves the mouth as it was, those colours are
+// right, and stay. Where it opens the mouth, they would ride on the teeth and gums, as
+// lip-coloured bands across the teeth, or dark bars across the lower lip: they give way to
+// the material's shading in proportion to how far the target opens the mouth there
+// (mouth_opened), so that a mouth opening over a sequence of frames changes smoothly.
 template <typename Normals>
-inline void shade_opened_mouth(const FaceInputs& in, const FaceOutputs& out, PartPixels& px, Normals&& normals) {
-    if (in.shows_teeth) return;
-    for_each_run(px, [](std::int8_t v) { return v >= 0; }, [&](int x, int start, int end) {
-        int hidden = 0;
-        for (int y = start; y < end; ++y) hidden += px.at(x, y);
-        if (hidden <= in.mouth_sliver) return;
-        for (int y = start; y < end; ++y) {
+inline void shade_opened_mouth(const FaceInputs& in, const FaceOutputs& out, const PartPixels& px, Normals&& normals) {
+    if (!in.mouth_opened) return;
+    for (int y = px.r0; y <= px.r1; ++y) {
+        for (int x = px.c0; x <= px.c1; ++x) {
             if (px.at(x, y) != 0) continue;
             const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x);
+            const float opened = mouth_opened_at(in, i);
+            if (!(opened > 0.0f)) continue;
             const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1];
             float colour[3];
             material_colour(in, i, in.triangle_id[i], 1.0f - b1 - b2, b1, b2, normals, colour);
             std::uint8_t* o = composite_pixel(in, out, x, y);
-            for (int c = 0; c < 3; ++c) o[c] = to_u8(colour[c]);
-            px.state[px.index(x, y)] = 1;  // (px.hidden is set already: the run has hidden pixels)
+            for (int c = 0; c < 3; ++c) o[c] = mix_u8(o[c], colour[c], opened);
         }
-    });
+    }
 }
 
 inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
@@ -738,7 +753,7 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
         }
     });
     continue_eyeball(in, out);
-    if (in.mouth_sliver > 0 || !in.shows_teeth) {
+    if (in.mouth_sliver > 0) {
         PartPixels mouth = part_pixels(in, [](std::int8_t p) { return p == kSocket || p == kGums || p == kTeeth; });
         shade_opened_mouth(in, out, mouth, normals_ready);
         fill_mouth_slivers(in, out, mouth);
