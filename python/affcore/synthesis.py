@@ -170,9 +170,10 @@ _INNER_LIP_UPPER, _INNER_LIP_LOWER = (61, 62, 63), (67, 66, 65)  # iBUG inner-li
 
 
 def _mouth_opened(target_xy: np.ndarray, source_xy: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-                  interior: np.ndarray, scale: float) -> np.ndarray:
+                  interior, scale: float) -> np.ndarray:
     """How far a target opens the mouth beyond the fit, per vertex: (N,) float32 in [0, 1]
-    at the ``interior`` vertices (MOUTH_OPENING's ramp), 0 elsewhere.
+    at the ``interior`` vertices (an index array or a slice; MOUTH_OPENING's ramp), 0
+    elsewhere.
 
     ``target_xy`` and ``source_xy`` (N, 2) are the vertices on screen under the target and
     under the fit; ``upper`` and ``lower`` the vertices of the inner lips' facing pairs (left
@@ -188,12 +189,16 @@ def _mouth_opened(target_xy: np.ndarray, source_xy: np.ndarray, upper: np.ndarra
     axis = middle[-1] - middle[0]
     length2 = float(axis @ axis)
     opened = np.zeros(len(target_xy), np.float32)
+    xy = target_xy[interior]
     if length2 > 0:
         at = (middle - middle[0]) @ axis / length2
         order = np.argsort(at)
-        growth = np.interp((target_xy[interior] - middle[0]) @ axis / length2, at[order], growth[order])
+        # (in the vertices' float32: this runs per target)
+        ax, ay = float(axis[0] / length2), float(axis[1] / length2)
+        along = (xy[:, 0] - float(middle[0, 0])) * ax + (xy[:, 1] - float(middle[0, 1])) * ay
+        growth = np.interp(along, at[order], growth[order])
     else:  # a mouth of no width: its mean growth throughout
-        growth = np.full(len(interior), growth.mean())
+        growth = np.full(len(xy), growth.mean())
     start, end = MOUTH_OPENING
     x = np.clip((growth - start) / (end - start), 0.0, 1.0)
     opened[interior] = x * x * (3.0 - 2.0 * x)  # smoothstep
@@ -208,7 +213,7 @@ class _Mesh:
     used: np.ndarray | None      # local vertices used by a triangle; None = all of them
     lip: np.ndarray              # local indices of the lip landmarks
     inner_lip: tuple             # local indices of the inner lips' facing pairs: (upper, lower)
-    interior: np.ndarray         # local indices of the mouth interior's vertices
+    interior: slice              # local vertices from the mouth interior's first to its last
     skin_triangles: np.ndarray   # (Ts, 3) int32: the skin's triangles, `triangles`' first Ts
     skin_outline: np.ndarray     # (N,) bool: vertices on the skin's outer boundary
     neutral: np.ndarray          # (N, 3) float32
@@ -229,6 +234,7 @@ def _mesh(model: FaceModel) -> _Mesh:
     upper, lower = LANDMARK_VERTICES[list(_INNER_LIP_UPPER)], LANDMARK_VERTICES[list(_INNER_LIP_LOWER)]
     verts = np.union1d(np.union1d(used, lip_vertices), np.concatenate([upper, lower]))
     local = np.searchsorted(verts, tris).astype(np.int32)
+    interior = local[np.isin(part, (SOCKET, GUMS, TEETH))]
     mesh = _Mesh(
         triangles=local,
         part=np.ascontiguousarray(part),
@@ -236,7 +242,9 @@ def _mesh(model: FaceModel) -> _Mesh:
         used=None if len(verts) == len(used) else np.searchsorted(verts, used),
         lip=np.searchsorted(verts, lip_vertices),
         inner_lip=(np.searchsorted(verts, upper), np.searchsorted(verts, lower)),
-        interior=np.unique(local[np.isin(part, (SOCKET, GUMS, TEETH))]),
+        # (a slice: cheaper per target than an index array; the eye sockets' vertices
+        # between them take weights that no mouth pixel reads)
+        interior=slice(int(interior.min()), int(interior.max()) + 1),
         skin_triangles=np.ascontiguousarray(local[part == SKIN]),
         skin_outline=_outer_boundary(local[part == SKIN], len(verts)),
         neutral=np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32),
