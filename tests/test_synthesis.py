@@ -81,7 +81,7 @@ MOVES = {
     "happiness": [("corner_height", +1), ("mouth_width", +1)],
     "sadness": [("inner_brow_height", +1), ("corner_height", -1)],
     "surprise": [("brow_height", +1), ("mouth_opening", +1)],
-    "fear": [("brow_height", +1), ("mouth_opening", +1)],
+    "fear": [("inner_brow_height", +1), ("inner_brow_gap", -1), ("mouth_opening", +1), ("mouth_width", +1)],
     "anger": [("inner_brow_height", -1), ("inner_brow_gap", -1)],
     "disgust": [("upper_lip_to_nose", -1)],
     "contempt": [("right_corner_lift", +1)],
@@ -99,8 +99,8 @@ def test_re_detected_landmarks_move_the_right_way(rendered, expression):
 
 
 def test_fear_stretches_the_lips_wider_than_surprise(rendered):
-    # AU20 (lip stretcher) is what tells fear's mouth from surprise's: both drop the jaw,
-    # which narrows the mouth, so the comparison is with surprise rather than the photo.
+    # AU20 (lip stretcher) is what tells fear's mouth from surprise's, whose jaw drop
+    # narrows the mouth (fear's mouth also widens against the photo's: MOVES).
     london = [r for name, r in rendered.items() if name.endswith("_neutral.jpg")]
     wider = [_features(r.out_steady["fear"])["mouth_width"] > _features(r.out_steady["surprise"])["mouth_width"]
              for r in london]

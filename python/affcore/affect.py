@@ -242,16 +242,18 @@ PROTOTYPE_GRADES = {
     # teeth show: cheek raiser D, lip corner puller E, lips part D, jaw drop A.
     "happiness": {"AU6": _D, "AU12": _E, "AU25": _D, "AU26": _A},
     # EMFACS 1+4+15 with 17 (CK+ lists 1+4+15 or 11; 17 is a common EMFACS companion):
-    # inner brow raise stronger than the lowering, so the brows slant.
-    "sadness": {"AU1": _D, "AU4": _B, "AU15": _D, "AU17": _B},
+    # inner brow raise stronger than the lowering, so the brows slant; eyes down (64: EMFACS
+    # lists its sadness prototypes "with or without 54+64").
+    "sadness": {"AU1": _D, "AU4": _B, "AU15": _D, "AU17": _B, "AU64": _C},
     # EMFACS 1+2+5B+26 (+25, which FACS codes whenever the lips part). AU5 raised from B to
-    # C: at FER resolution a B lid raise is barely visible. Eye opening (AU5 C) and mouth
-    # opening (AU25 B + AU26 E) equal fear's, so both stay monotone in arousal on the
+    # C: at FER resolution a B lid raise is barely visible. Eye opening (AU5 C) equals
+    # fear's and the mouth opens wider than fear's, so both stay monotone in arousal on the
     # fear-surprise arc of the VA circle.
     "surprise": {"AU1": _E, "AU2": _E, "AU5": _C, "AU25": _B, "AU26": _E},
-    # EMFACS 1+2+4+5+7+20+26 with lips parted (FACS Table 11-1 fear has 25); AU5 and the
-    # mouth opening as in surprise (see there); fear differs by AU4, AU7 and AU20.
-    "fear": {"AU1": _D, "AU2": _C, "AU4": _B, "AU5": _C, "AU7": _A, "AU20": _D, "AU25": _B, "AU26": _E},
+    # FACS Table 11-1 fear 1+2+4+5+20+25, with a slight jaw drop (26 A): brows raised and
+    # drawn together (1 and 4 at E, 2 at A), lids raised as in surprise, lips stretched
+    # (20 E) and parted (25 E) over the lower teeth.
+    "fear": {"AU1": _E, "AU2": _A, "AU4": _E, "AU5": _C, "AU20": _E, "AU25": _E, "AU26": _A},
     # EMFACS open-mouth anger 4+5+7+10+23+25,26 (brow lowerer, glare, upper lip raised
     # over parted lips); the lips-pressed variants (4+5+7+23/24) read as neutral to FER2013
     # recognisers.
