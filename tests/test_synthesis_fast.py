@@ -161,6 +161,32 @@ def test_skin_shade_scales_the_skin_and_nothing_else():
     np.testing.assert_array_equal(other, none)
 
 
+def test_mouth_opened_mixes_the_photo_into_the_shaded_interior():
+    """One teeth triangle covering the box, shown in a grey photo: where the target leaves
+    the mouth as fitted (weight 0) the photo's colour stays; where it opens it fully
+    (weight 1) the teeth's shaded material replaces it; between, the two mix by the weight
+    interpolated at each pixel. (No sliver pass is asked for: the mixing does not depend on
+    it.)"""
+    h, w = 8, 10
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    bary = np.stack([(xs + 0.5) / 40, (ys + 0.5) / 40], axis=-1).astype(np.float32)
+    screen = np.array([[0, 0, 0.5], [40, 0, 0.5], [0, 40, 0.5]], np.float32)  # in front of the photo's depth + slack
+    lit = np.zeros((7, 3), np.float32)
+    lit[synthesis.TEETH] = (220, 200, 180)
+    args = _face_args(image=np.full((20, 20, 3), 100, np.uint8), triangle_id=np.zeros((h, w), np.int32),
+                      barycentrics=bary, source_screen=screen, target_screen=screen, lit=lit,
+                      part=np.array([synthesis.TEETH], np.int8), normal_triangles=np.zeros(1, np.int32))
+    photo, _, _ = _core.transfer_face(**args, mouth_opened=np.zeros(3, np.float32))
+    assert (photo == 100).all()
+    material, _, _ = _core.transfer_face(**args, mouth_opened=np.ones(3, np.float32))
+    assert np.abs(material.astype(int) - 100).min() > 10 and (material[..., 0] > material[..., 2]).all()
+    weights = np.array([0.0, 1.0, 0.25], np.float32)
+    mixed, _, _ = _core.transfer_face(**args, mouth_opened=weights)
+    b1, b2 = bary[..., 0], bary[..., 1]
+    opened = ((1 - b1 - b2) * weights[0] + b1 * weights[1] + b2 * weights[2])[..., None]
+    np.testing.assert_allclose(mixed, (1 - opened) * 100 + opened * material, atol=1)
+
+
 def test_transfer_surround_checks_its_inputs():
     tid = np.full((8, 10), -1, np.int32)
     small = np.zeros((2, 2, 2), np.float32)

@@ -158,8 +158,7 @@ struct FaceInputs {
     // with the lid where widened lids uncover eyeball (continue_eyeball).
     int lid_margin = 0;
     // Tallest run of hidden mouth interior, in pixels, that takes the colour of the shown
-    // interior next to it instead of the cavity's shading, in photos that show teeth
-    // (fill_mouth_slivers; 0: none).
+    // interior next to it instead of the cavity's shading (fill_mouth_slivers; 0: none).
     int mouth_sliver = 0;
     // Optional, V, in [0, 1]: how far the target opens the mouth beyond the fit, at each
     // vertex of the mouth interior (0: not at all, 1: fully; interpolated per pixel), for a
@@ -667,7 +666,7 @@ inline std::uint8_t mix_u8(float a, float b, float f) { return to_u8((1.0f - f) 
 // shade_opened_mouth, over the mouth interior's box only, reading the composite as they
 // left it.
 inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, PartPixels& px) {
-    if (!px.hidden || in.mouth_sliver <= 0) return;
+    if (in.mouth_sliver <= 0 || !px.hidden) return;
     capture_colours(px, in, out);
     for_each_hidden_run(px, [&](int x, int start, int end) {
         if (end - start > in.mouth_sliver) return;
@@ -753,7 +752,7 @@ inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned
         }
     });
     continue_eyeball(in, out);
-    if (in.mouth_sliver > 0) {
+    if (in.mouth_sliver > 0 || in.mouth_opened) {
         PartPixels mouth = part_pixels(in, [](std::int8_t p) { return p == kSocket || p == kGums || p == kTeeth; });
         shade_opened_mouth(in, out, mouth, normals_ready);
         fill_mouth_slivers(in, out, mouth);
