@@ -641,12 +641,12 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
     });
 }
 
-// in.mouth_opened at covered pixel i, interpolated over its triangle.
+// in.mouth_opened at covered pixel i, interpolated over its triangle (as combine rounds).
 inline float mouth_opened_at(const FaceInputs& in, std::size_t i) {
     const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(in.triangle_id[i]);
     const float b1 = in.barycentrics[2 * i], b2 = in.barycentrics[2 * i + 1];
     const float* w = in.mouth_opened;
-    return (1.0f - b1 - b2) * w[tri[0]] + b1 * w[tri[1]] + b2 * w[tri[2]];
+    return combine(1.0f - b1 - b2, b1, b2, w[tri[0]], w[tri[1]], w[tri[2]]);
 }
 
 // (1 - f) * a + f * b, exactly a at f = 0 and b at f = 1, rounded as to_u8.
