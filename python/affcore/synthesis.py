@@ -26,7 +26,7 @@ from ._device import resolve_device
 from .blend import poisson_blend
 from .fitting import FitResult, fit
 from .images import as_rgb8
-from .landmarks import shows_teeth, validate_landmarks
+from .landmarks import _FACING_INNER_LIPS, shows_teeth, validate_landmarks
 from .model import LANDMARK_VERTICES, FaceModel, load_model
 from .render import rasterize
 
@@ -166,7 +166,7 @@ MOUTH_OPENING = (0.02, 0.12)
 # restricted to those vertices (a contiguous copy, so a target deforms ~23k vertices
 # instead of the model's 27k and never copies the basis).
 _LIP_LANDMARKS = (48, 54, 51, 57)  # mouth corners and lip centres: the front of the mouth cavity
-_INNER_LIP_UPPER, _INNER_LIP_LOWER = (61, 62, 63), (67, 66, 65)  # iBUG inner-lip points, facing pairs
+_INNER_LIP_UPPER, _INNER_LIP_LOWER = zip(*_FACING_INNER_LIPS)  # iBUG inner-lip points, facing pairs
 
 
 def _mouth_opened(target_xy: np.ndarray, source_xy: np.ndarray, upper: np.ndarray, lower: np.ndarray,
