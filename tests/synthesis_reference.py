@@ -19,7 +19,8 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
     ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget,
-    Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _face_triangles, _mesh, _mouth_opened, _outline_skin)
+    Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _face_triangles, _mesh, _mouth_colours, _mouth_opened,
+    _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -92,7 +93,9 @@ class ReferenceSynthesizer:
         self._inner_lip = (LANDMARK_VERTICES[list(_INNER_LIP_UPPER)], LANDMARK_VERTICES[list(_INNER_LIP_LOWER)])
         self._interior = np.unique(self._triangles[np.isin(self._part, (SOCKET, GUMS, TEETH))])
         self._light = self._estimate_light()
-        self._eye_colours = self._estimate_eye_colours()
+        # the mouth's colours from the photo: plain pixel statistics, not part of what is tested
+        self._photo_colours = {**self._estimate_eye_colours(),
+                               **_mouth_colours(self.image, self.fit.landmarks, self._light, self._shows_teeth)}
 
     # -- geometry --------------------------------------------------------------------------
     def _vertices(self, blendshapes: np.ndarray) -> np.ndarray:
@@ -206,7 +209,7 @@ class ReferenceSynthesizer:
             cavity = np.exp(-np.maximum(depth - lm, 0.0) / (1.5 * self.fit.scale))
             lit = np.zeros((len(idx), 3), np.float32)
             for q, a in ALBEDO.items():
-                lit[p == q] = self._eye_colours[q] if q in self._eye_colours else np.asarray(a) * self._light
+                lit[p == q] = self._photo_colours.get(q, np.asarray(a) * self._light)
             mouth = np.isin(p, (SOCKET, GUMS, TEETH))
             # newly uncovered eyeball sits in the shadow of the lid
             shade = np.where(mouth, (0.3 + 0.7 * lambert) * (0.1 + 0.9 * cavity), 0.8)

@@ -610,6 +610,68 @@ def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, la
     assert carried <= 0.02 * photos, (carried, photos)
 
 
+def _hidden_colours(s, expression, part):
+    """The composite's colours at the pixels of ``part`` that ``expression`` uncovers (the
+    photo hid them), and the final image: (N, 3) float, (H, W, 3) uint8."""
+    box, r, comp, _ = s._face(s.blendshapes(expression))
+    _, seen, parts = _surface_seen_part(s, r)
+    return comp[(parts == part) & ~seen].astype(float), s.render(expression=expression)
+
+
+def test_bared_gums_and_teeth_take_the_photos_colours(model, data, landmark_cache):
+    """What a target uncovers of the mouth takes the photo's own colours: gums and tongue
+    the hue of its lips, and, where the photo shows enough teeth, the colour of its teeth.
+    The material model's saturated red drew a painted stripe over sundar_pichai's teeth
+    under disgust, and its bright teeth stood out, clipped white, next to elon_musk's own,
+    which the shade of his mouth makes greyer and darker."""
+    from affcore.landmarks import mouth_pixels
+
+    def red_pixels(image, lm):
+        x0, y0 = np.floor(lm[48:68].min(axis=0)).astype(int)
+        x1, y1 = np.ceil(lm[48:68].max(axis=0)).astype(int)
+        q = image[y0:y1, x0:x1].astype(float)
+        return int(((q[..., 0] > 1.8 * q[..., 1]) & (q[..., 0] > 100)).sum())
+
+    path = data / "faces" / "wild" / "sundar_pichai.jpg"
+    photo, lm = read_image(path), landmark_cache(path)
+    s = Synthesizer(photo, landmarks=lm, model=model)
+    lips, _ = mouth_pixels(photo, lm)
+    gums, image = _hidden_colours(s, "disgust", synthesis.GUMS)
+    assert len(gums) >= 100  # the raised upper lip bares gums
+    hue = lambda c: c[..., 0] / np.maximum(c[..., 1], 1)  # red against green
+    assert abs(np.median(hue(gums)) / np.median(hue(lips.astype(float))) - 1) < 0.15
+    assert red_pixels(image, lm) <= 1.5 * red_pixels(photo, lm) + 10, (red_pixels(image, lm), red_pixels(photo, lm))
+
+    path = data / "faces" / "wild" / "elon_musk.jpg"
+    photo, lm = read_image(path), landmark_cache(path)
+    s = Synthesizer(photo, landmarks=lm, model=model)
+    _, teeth = mouth_pixels(photo, lm)
+    brightest = np.percentile(teeth.astype(float).mean(axis=1), 95)
+    for e in ("happiness", "disgust", "anger"):
+        new, _ = _hidden_colours(s, e, synthesis.TEETH)
+        assert len(new) >= 100, e
+        assert np.percentile(new.mean(axis=1), 95) <= brightest + 10, (e, brightest)
+
+
+def test_few_teeth_leave_the_teeth_to_the_material_model(data, landmark_cache):
+    """scarlett_johansson shows a sliver of teeth between her lips, enough to be told from
+    closed lips but tinted by the lips around it: the teeth keep the material's colour, while
+    the gums still take the hue of her lips. A photo of closed lips sets no teeth colour."""
+    from affcore.landmarks import inter_ocular_distance, mouth_pixels
+
+    light = np.full(3, 300.0, np.float32)
+    for name, teeth in (("scarlett_johansson", False), ("sundar_pichai", True), ("elon_musk", True)):
+        path = data / "faces" / "wild" / f"{name}.jpg"
+        photo, lm = read_image(path), landmark_cache(path)
+        found = len(mouth_pixels(photo, lm)[1]) / inter_ocular_distance(lm) ** 2
+        colours = synthesis._mouth_colours(photo, lm, light, True)
+        assert (synthesis.TEETH in colours) == teeth, (name, found)
+        assert synthesis.GUMS in colours
+        # the gums keep the material's brightness
+        assert np.isclose(colours[synthesis.GUMS].mean(), np.mean(np.asarray(synthesis.ALBEDO[synthesis.GUMS]) * light))
+        assert synthesis.TEETH not in synthesis._mouth_colours(photo, lm, light, False)
+
+
 @settings(max_examples=60, deadline=None)
 @given(growth=st.floats(-0.2, 0.5), roll=st.floats(-0.6, 0.6), left=st.floats(0.0, 1.0))
 def test_mouth_opened_follows_the_inner_lips_gap(growth, roll, left):

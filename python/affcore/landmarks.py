@@ -246,6 +246,41 @@ TEETH_BRIGHTER = 25.0
 _FACING_INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 
 
+def mouth_pixels(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's lip pixels and the teeth-like pixels between its lips.
+
+    ``image``: the photo (as :func:`affcore.images.as_rgb8` takes it); ``landmarks``: its
+    68 landmarks, pixels. Returns ``(lips, teeth)``, each (N, 3) uint8 RGB: the pixels
+    between the outer (iBUG 48-59) and the inner (60-67) lip outlines, and those inside the
+    inner outline that look like teeth: brighter than the lips' median by
+    :data:`TEETH_BRIGHTER` and no more coloured than 0.7 of it (plus 1, for grey photos).
+    Both are empty where the lips cover no pixel.
+    """
+    import cv2
+
+    image = as_rgb8(image)
+    lm = validate_landmarks(landmarks)
+    none = np.zeros((0, 3), np.uint8)
+    h, w = image.shape[:2]
+    x0, y0 = np.clip(np.floor(lm[48:68].min(axis=0)).astype(int) - 1, 0, [w, h])
+    x1, y1 = np.clip(np.ceil(lm[48:68].max(axis=0)).astype(int) + 2, 0, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return none, none
+    box = image[y0:y1, x0:x1]
+    inner = np.zeros(box.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.rint(lm[60:68] - [x0, y0]).astype(np.int32)], 1)
+    outer = np.zeros_like(inner)
+    cv2.fillPoly(outer, [np.rint(lm[48:60] - [x0, y0]).astype(np.int32)], 1)
+    lips = (outer > 0) & (inner == 0)
+    if not lips.any():
+        return none, none
+    lab = cv2.cvtColor(np.ascontiguousarray(box), cv2.COLOR_RGB2LAB).astype(np.float32)
+    lightness, chroma = lab[..., 0], np.hypot(lab[..., 1] - 128, lab[..., 2] - 128)
+    teeth = (inner > 0) & (lightness > np.median(lightness[lips]) + TEETH_BRIGHTER) & \
+        (chroma <= 0.7 * np.median(chroma[lips]) + 1)
+    return box[lips], box[teeth]
+
+
 def shows_teeth(image: np.ndarray, landmarks: np.ndarray) -> bool:
     """Whether the photo shows teeth between the lips (see :data:`TEETH_AREA`).
 
@@ -255,29 +290,10 @@ def shows_teeth(image: np.ndarray, landmarks: np.ndarray) -> bool:
     is lip, and a dark gap shows nothing a shaded mouth would not
     (``cpp/affcore/synthesis/texture_transfer.hpp``, ``shade_opened_mouth``).
     """
-    import cv2
-
     image = as_rgb8(image)
     lm = validate_landmarks(landmarks)
     iod = inter_ocular_distance(lm)
     gap = max(np.hypot(*(lm[a] - lm[b])) for a, b in _FACING_INNER_LIPS)
     if not gap >= LIPS_APART * iod:
         return False
-    h, w = image.shape[:2]
-    x0, y0 = np.clip(np.floor(lm[48:68].min(axis=0)).astype(int) - 1, 0, [w, h])
-    x1, y1 = np.clip(np.ceil(lm[48:68].max(axis=0)).astype(int) + 2, 0, [w, h])
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return False
-    box = image[y0:y1, x0:x1]
-    inner = np.zeros(box.shape[:2], np.uint8)
-    cv2.fillPoly(inner, [np.rint(lm[60:68] - [x0, y0]).astype(np.int32)], 1)
-    outer = np.zeros_like(inner)
-    cv2.fillPoly(outer, [np.rint(lm[48:60] - [x0, y0]).astype(np.int32)], 1)
-    lips = (outer > 0) & (inner == 0)
-    if not lips.any():
-        return False
-    lab = cv2.cvtColor(np.ascontiguousarray(box), cv2.COLOR_RGB2LAB).astype(np.float32)
-    lightness, chroma = lab[..., 0], np.hypot(lab[..., 1] - 128, lab[..., 2] - 128)
-    teeth = (inner > 0) & (lightness > np.median(lightness[lips]) + TEETH_BRIGHTER) & \
-        (chroma <= 0.7 * np.median(chroma[lips]) + 1)
-    return bool(teeth.sum() >= TEETH_AREA * iod * iod)
+    return bool(len(mouth_pixels(image, lm)[1]) >= TEETH_AREA * iod * iod)

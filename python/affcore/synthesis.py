@@ -26,7 +26,7 @@ from ._device import resolve_device
 from .blend import poisson_blend
 from .fitting import FitResult, fit
 from .images import as_rgb8
-from .landmarks import _FACING_INNER_LIPS, shows_teeth, validate_landmarks
+from .landmarks import _FACING_INNER_LIPS, inter_ocular_distance, mouth_pixels, shows_teeth, validate_landmarks
 from .model import LANDMARK_VERTICES, FaceModel, load_model
 from .render import rasterize
 
@@ -159,6 +159,11 @@ MOUTH_SLIVER = 0.15
 # first, all past the second, smoothly between (texture_transfer.hpp, shade_opened_mouth).
 # A single threshold made sequences that open the mouth flicker.
 MOUTH_OPENING = (0.02, 0.12)
+# Least area of teeth-like pixels between a photo's lips, in square inter-ocular distances,
+# whose colour the rendered teeth take (_mouth_colours); four times what shows_teeth asks
+# for (about 8 mm²). Fewer are a sliver at the teeth's edge, tinted by the lips around it
+# (scarlett_johansson: 1.5e-3, greyish pink).
+TEETH_COLOUR_AREA = 2e-3
 
 
 # Model-dependent preparation, shared by every Synthesizer of the same model: which
@@ -355,11 +360,12 @@ class Synthesizer:
         # whether the photo's mouth interior is worth carrying into mouths a target opens
         self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
         self._light = self._estimate_light()
-        self._eye_colours = self._estimate_eye_colours()
+        self._photo_colours = {**self._estimate_eye_colours(),
+                               **_mouth_colours(self.image, self.fit.landmarks, self._light, self._shows_teeth)}
         # lit colour of each part's material (skin never needs one)
         lit = np.zeros((len(_PART_NAMES), 3), np.float32)
         for q, a in ALBEDO.items():
-            lit[q] = self._eye_colours[q] if q in self._eye_colours else np.asarray(a, np.float32) * self._light
+            lit[q] = self._photo_colours.get(q, np.asarray(a, np.float32) * self._light)
         self._lit = lit
         k = max(3, int(0.06 * self.fit.iod_px) | 1)
         self._dilate_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
@@ -548,6 +554,26 @@ class Synthesizer:
 _BLEND_TOLERANCE = 3e-3
 
 _BLOCK = 4  # side of the blocks the displacement extension works on (boxes of 64+ pixels)
+
+
+def _mouth_colours(image: np.ndarray, landmarks: np.ndarray, light: np.ndarray, shows_teeth: bool) -> dict:
+    """The photo's own colours for the mouth's materials, where it shows them: the gums
+    and tongue take the hue of the photo's lips at the gums' albedo brightness (the
+    material model's saturated red drew a painted stripe over teeth that a raised upper lip
+    bares); the teeth take the colour of the photo's teeth when it shows at least
+    TEETH_COLOUR_AREA of them (teeth in a mouth's shade are greyer and darker than the
+    material model's, which pasted bright new teeth next to them). Parts left out keep the
+    material model (ALBEDO x light)."""
+    lips, teeth = mouth_pixels(image, landmarks)
+    out = {}
+    if len(lips) >= 20:
+        hue = np.median(lips.astype(np.float32), axis=0)
+        gums = float(np.mean(np.asarray(ALBEDO[GUMS], np.float32) * light))
+        out[GUMS] = (hue * (gums / max(float(hue.mean()), 1.0))).astype(np.float32)
+    iod = inter_ocular_distance(landmarks)
+    if shows_teeth and len(teeth) >= TEETH_COLOUR_AREA * iod * iod:
+        out[TEETH] = np.median(teeth.astype(np.float32), axis=0).astype(np.float32)
+    return out
 
 
 def _corners(xy: np.ndarray) -> np.ndarray:
