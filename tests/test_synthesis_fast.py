@@ -653,6 +653,41 @@ def test_bared_gums_and_teeth_take_the_photos_colours(model, data, landmark_cach
         assert np.percentile(new.mean(axis=1), 95) <= brightest + 10, (e, brightest)
 
 
+def test_new_teeth_are_as_bright_as_real_teeth(model, data, london_pairs, landmark_cache):
+    """Teeth that a target shows on closed lips are as bright, against the photo's lit skin,
+    as real teeth in TCCE's posed smiles. The old material (albedo 0.92, 0.88, 0.80 against
+    the skin's 0.55) made its front teeth 1.5 times as bright as the lit skin, where real
+    teeth are 1.0-1.3 times (the lips shade them): new teeth glared, clipped white."""
+    import csv
+
+    from affcore.landmarks import LandmarkError, detect_landmarks, mouth_pixels
+
+    def lit_skin(s):
+        return float(s._light.mean()) * synthesis.SKIN_ALBEDO
+
+    with open(data / "tcce" / "labels.csv", newline="") as f:
+        happy = [r["file"] for r in csv.DictReader(f) if r["expression"] == "happy"]
+    real = []
+    for name in happy[:40]:
+        img = read_image(data / "tcce" / "images" / name)
+        try:
+            lm = detect_landmarks(img)
+        except LandmarkError:
+            continue
+        s = Synthesizer(img, landmarks=lm, model=model, threads=1)
+        if s._shows_teeth:
+            real.append(np.median(mouth_pixels(img, lm)[1].astype(float).mean(axis=1)) / lit_skin(s))
+    assert len(real) >= 20
+    low, high = np.percentile(real, [10, 90])
+    for k in (0, 3, 12, 22):
+        photo, lm = _photo(london_pairs, landmark_cache, k)
+        s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+        teeth, _ = _hidden_colours(s, "happiness", synthesis.TEETH)
+        # the lit front teeth (the rest turn away from the light, or lie deeper in the mouth)
+        front = np.percentile(teeth.mean(axis=1), 90) / lit_skin(s)
+        assert low <= front <= high, (k, front, low, high)
+
+
 def test_few_teeth_leave_the_teeth_to_the_material_model(data, landmark_cache):
     """scarlett_johansson shows a sliver of teeth between her lips, enough to be told from
     closed lips but tinted by the lips around it: the teeth keep the material's colour, while
