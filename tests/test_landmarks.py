@@ -124,6 +124,34 @@ def test_shows_teeth_takes_any_landmarks(data, landmark_cache):
         shows_teeth(img[..., 0].astype(np.float64), lm)  # a float image must lie in [0, 1]
 
 
+def test_mouth_pixels_are_the_lips_and_the_teeth(data, landmark_cache):
+    """The lip ring's pixels and the teeth-like ones between the lips, as RGB rows: the
+    teeth are brighter and less coloured than the lips; none for lips off the picture."""
+    import cv2
+
+    from affcore.landmarks import mouth_pixels
+
+    path = data / "faces" / "wild" / "sundar_pichai.jpg"
+    img, lm = read_image(path), landmark_cache(path)
+    lips, teeth = mouth_pixels(img, lm)
+    assert lips.dtype == teeth.dtype == np.uint8 and lips.shape[1] == teeth.shape[1] == 3
+    # the lip ring's area, from the outlines (the pixel polygons differ from it by their edges)
+    ring = cv2.contourArea(lm[48:60].astype(np.float32)) - cv2.contourArea(lm[60:68].astype(np.float32))
+    assert 0.7 * ring <= len(lips) <= 1.5 * ring, (len(lips), ring)
+    lab = lambda px: cv2.cvtColor(px[None], cv2.COLOR_RGB2LAB)[0].astype(float)
+    lt, tt = lab(lips), lab(teeth)
+    assert np.median(tt[:, 0]) > np.median(lt[:, 0]) + 25
+    assert np.median(np.hypot(tt[:, 1] - 128, tt[:, 2] - 128)) < np.median(np.hypot(lt[:, 1] - 128, lt[:, 2] - 128))
+    # a photo of closed lips: lips, no teeth
+    path = data / "faces" / "london" / "005_neutral.jpg"
+    lips, teeth = mouth_pixels(read_image(path), landmark_cache(path))
+    assert len(lips) > 500 and len(teeth) == 0
+    h, w = img.shape[:2]
+    for shift in ((w, 0), (0, h), (-w, -h)):
+        lips, teeth = mouth_pixels(img, lm + np.array(shift))
+        assert lips.shape == teeth.shape == (0, 3)
+
+
 def test_pts_file_is_one_based(data, tmp_path):
     truth = read_pts(data / "faces" / "300w" / "image_0010.pts")
     raw = (data / "faces" / "300w" / "image_0010.pts").read_text()
