@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from affcore import affect as A
@@ -292,12 +292,25 @@ def test_smile_grows_with_valence(a, t1, t2):
 
 @settings(max_examples=300, deadline=None)
 @given(st.floats(-1.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+# beyond surprise's anchor radius, just left of it: the surprise-fear transition used to
+# start at surprise's anchor (80 deg), and rising arousal turned the point towards fear
+@example(0.125, 1.0, 0.875)
 def test_eyes_and_mouth_open_with_arousal(v, t1, t2):
     amax = math.sqrt(max(0.0, 1.0 - v * v))
     a1, a2 = sorted((t1 * amax, t2 * amax))
     b1, b2 = A.va_to_blendshapes(v, a1), A.va_to_blendshapes(v, a2)
     for n in ("eyeWide_L", "eyeWide_R", "jawOpen"):
         assert b2[IX[n]] >= b1[IX[n]] - 1e-12, n
+
+
+def test_eyes_and_mouth_open_with_arousal_on_a_grid():
+    """The property above on a dense grid of the upper half disc, so that a narrow region
+    where it fails cannot hide between random examples."""
+    for v in np.linspace(-1.0, 1.0, 201):
+        arousal = np.linspace(0.0, math.sqrt(max(0.0, 1.0 - v * v)), 200)
+        b = np.array([A.va_to_blendshapes(v, a) for a in arousal])
+        for n in ("eyeWide_L", "eyeWide_R", "jawOpen"):
+            assert np.all(np.diff(b[:, IX[n]]) >= -1e-12), (n, v)
 
 
 def test_arousal_strictly_opens_eyes_and_mouth_on_the_vertical():

@@ -364,6 +364,13 @@ VA_EXPRESSIONS = tuple(sorted((k for k in EXPRESSION_VA if k != "neutral"),
 # up to the transition band around the gap's bisector.
 _MAX_TRANSITION = math.radians(90.0)
 
+# Where a gap contains the arousal axis (90 deg: surprise to fear), its transition starts at
+# the axis: along a line of constant valence, arousal turns a point towards the axis, so
+# the anchor on the positive side (surprise, the widest-open mouth) holds up to it; a
+# transition from surprise's anchor (80 deg) closed the mouth towards fear's as arousal rose
+# beyond the anchor radius at valence 0 to 0.16.
+_AROUSAL_AXIS = math.pi / 2
+
 _ANGLES = np.array([math.atan2(EXPRESSION_VA[k][1], EXPRESSION_VA[k][0]) % (2 * math.pi) for k in VA_EXPRESSIONS])
 _RADII = np.array([math.hypot(*EXPRESSION_VA[k]) for k in VA_EXPRESSIONS])
 
@@ -427,6 +434,9 @@ def va_weights(valence: float, arousal: float) -> dict:
     start = _ANGLES[i]
     gap = (_ANGLES[j] - start) % (2 * math.pi)
     d = (theta - start) % (2 * math.pi)
+    if start < _AROUSAL_AXIS < start + gap:
+        held = _AROUSAL_AXIS - start
+        gap, d = gap - held, max(d - held, 0.0)
     width = min(gap, _MAX_TRANSITION)
     t = (d - (gap - width) / 2.0) / width
     wj = _smoothstep(t)
