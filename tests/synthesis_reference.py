@@ -18,9 +18,9 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # The mesh parts, materials, result type and target weights are shared with the fast path;
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
-    ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SKIN, SKIN_ALBEDO, SOCKET, TEETH, RenderedTarget,
-    Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _face_triangles, _mesh, _mouth_colours, _mouth_opened,
-    _outline_skin)
+    ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SCLERA_WHITE, SKIN, SKIN_ALBEDO, SOCKET, TEETH,
+    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _face_triangles, _mesh, _mouth_colours,
+    _mouth_opened, _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -92,10 +92,10 @@ class ReferenceSynthesizer:
         self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
         self._inner_lip = (LANDMARK_VERTICES[list(_INNER_LIP_UPPER)], LANDMARK_VERTICES[list(_INNER_LIP_LOWER)])
         self._interior = np.unique(self._triangles[np.isin(self._part, (SOCKET, GUMS, TEETH))])
-        self._light = self._estimate_light()
+        eyes = self._estimate_eye_colours()
+        self._light = self._estimate_light(eyes.get(SCLERA))
         # the mouth's colours from the photo: plain pixel statistics, not part of what is tested
-        self._photo_colours = {**self._estimate_eye_colours(),
-                               **_mouth_colours(self.image, self.fit.landmarks, self._light, self._shows_teeth)}
+        self._photo_colours = {**eyes, **_mouth_colours(self.image, self.fit.landmarks, self._light, self._shows_teeth)}
 
     # -- geometry --------------------------------------------------------------------------
     def _vertices(self, blendshapes: np.ndarray) -> np.ndarray:
@@ -114,7 +114,7 @@ class ReferenceSynthesizer:
         # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
         return depth <= front + 0.15 * self.fit.scale
 
-    def _estimate_light(self) -> np.ndarray:
+    def _estimate_light(self, sclera=None) -> np.ndarray:
         """Light reaching the face, per unit albedo, as RGB: the brightness of the visible
         skin, with a little of the skin's tint (the camera's white balance and the light's
         colour show in it; the skin's own redness should not tint teeth and eyes)."""
@@ -125,12 +125,17 @@ class ReferenceSynthesizer:
         skin[skin] = self._part[tid[skin]] == SKIN
         patch = self.image[y0:y1, x0:x1][skin]
         if len(patch) < 50:
-            return np.full(3, 150.0 / SKIN_ALBEDO, np.float32)
-        # the brighter half of the skin: away from shadows, beard and brows
-        lum = patch.mean(axis=1)
-        bright = patch[lum >= np.median(lum)].mean(axis=0)
-        grey = np.full(3, bright.mean())
-        return ((0.8 * grey + 0.2 * bright) / SKIN_ALBEDO).astype(np.float32)
+            light = np.full(3, 150.0 / SKIN_ALBEDO, np.float32)
+        else:
+            # the brighter half of the skin: away from shadows, beard and brows
+            lum = patch.mean(axis=1)
+            bright = patch[lum >= np.median(lum)].mean(axis=0)
+            grey = np.full(3, bright.mean())
+            light = ((0.8 * grey + 0.2 * bright) / SKIN_ALBEDO).astype(np.float32)
+        if sclera is not None:
+            # half way, geometrically, to the level the sclera gives
+            light = light * np.sqrt(max(float(np.mean(sclera)) / (SCLERA_WHITE * float(light.mean())), 1e-3))
+        return light.astype(np.float32)
 
     def _estimate_eye_colours(self) -> dict:
         """The photo's own sclera and iris colours (median of their visible pixels), for
@@ -149,8 +154,6 @@ class ReferenceSynthesizer:
                 # sclera: its lit half (lashes and lid shadow darken the rest)
                 px = px[lum >= np.median(lum)] if q == SCLERA else px
                 out[q] = np.median(px, axis=0).astype(np.float32)
-            else:
-                out[q] = (np.asarray(ALBEDO[q], np.float32) * self._light)
         return out
 
     # -- targets ---------------------------------------------------------------------------
