@@ -161,11 +161,12 @@ def _add_shading_option(parser) -> None:
 
 def _cmd_shading_build(args) -> int:
     from .model import load_model
-    from .shading import build_expression_shading, read_labelled_photos, save_expression_shading
+    from .shading import DEFAULT_STRENGTH, build_expression_shading, read_labelled_photos, save_expression_shading
 
     photos = read_labelled_photos(args.labels, args.images)
+    strength = DEFAULT_STRENGTH if args.strength is None else args.strength
     shading = build_expression_shading(photos, model=load_model(args.model), min_people=args.min_people,
-                                       strength=args.strength, progress=not args.quiet)
+                                       strength=strength, progress=not args.quiet)
     out = save_expression_shading(shading, args.out)
     if not args.quiet:
         print(f"wrote {out}: " + ", ".join(f"{e} ({n} people)" for e, n in zip(shading.expressions, shading.people)))
@@ -284,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--labels", required=True, help="CSV with the columns file, expression, subject")
     sb.add_argument("--images", help="folder of the photos (default: 'images' beside the CSV)")
     sb.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
-    sb.add_argument("--strength", type=float, default=0.7, help="fraction of the measured ratio rendered (default 0.7)")
+    sb.add_argument("--strength", type=float, default=None,
+                    help="fraction of the measured ratio rendered (default: affcore.shading.DEFAULT_STRENGTH, 0.65)")
     sb.add_argument("--min-people", type=int, default=5, help="people needed per vertex and expression (default 5)")
     sb.add_argument("--model", help="path to ict_face_model.npz")
     sb.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")

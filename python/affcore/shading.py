@@ -48,8 +48,9 @@ def _canonical_expression(name) -> str:
 
 # The ratio is measured in full but rendered at this fraction by default: at 1.0 dlib's
 # identity distance to the photo passes the synthesis issue's bound (median 0.257 against
-# 0.25, over the London and wild photos); at 0.7 it stays within it (docs/recognition.md).
-DEFAULT_STRENGTH = 0.7
+# 0.25, over the London and wild photos); at 0.7 it stayed within it (0.242) until the
+# renderer's later changes took it to 0.250; at 0.65 it is 0.247 (docs/shading.md).
+DEFAULT_STRENGTH = 0.65
 
 # Factors are kept within these bounds (a ratio of a few people's photos; a deep shadow or
 # a highlight of one of them must not blacken or bleach the face).
@@ -186,7 +187,7 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
         photos without a detected face, or with several faces of similar size, are skipped.
     model : the face model (default: :func:`affcore.model.load_model`).
     min_people : a vertex's ratio counts when at least this many people show it.
-    strength : fraction of the ratio rendered, in [0, 2] (default 0.7, see DEFAULT_STRENGTH).
+    strength : fraction of the ratio rendered, in [0, 2] (default 0.65, see DEFAULT_STRENGTH).
 
     Returns
     -------
