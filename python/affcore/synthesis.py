@@ -38,11 +38,13 @@ _RANGES = {SOCKET: (11248, 13294), EYE_SOCKET: (13294, 14062), GUMS: (14062, 170
 _EYEBALLS = (21451, 24591)
 
 # Diffuse albedo (linear-ish RGB in [0, 1]) of what the photo never shows. Relative to skin
-# of albedo SKIN_ALBEDO: the photo's own skin brightness sets the overall scale. Teeth: the
-# median over TCCE's 137 posed happy photos that show teeth of their teeth's median colour
-# over the light _estimate_light finds (interquartile range 0.62-0.72 in red): teeth look
-# about 1.15 times as bright as the lit half of the skin, not the 1.6 times of a white
-# material, since the lips shade them (0.92, 0.88, 0.80 had new teeth glare, clipped white).
+# of albedo SKIN_ALBEDO: the photo's own light sets the overall scale (_estimate_light).
+# Teeth: the median over TCCE's 137 posed happy photos that show teeth of their teeth's
+# median colour over the light their skin gives (interquartile range 0.62-0.72 in red; over
+# the light with the sclera's half from the same person's neutral photo, 0.66, 0.62, 0.55):
+# teeth look about 1.15 times as bright as the lit half of the skin, not the 1.6 times of a
+# white material, since the lips shade them (0.92, 0.88, 0.80 had new teeth glare, clipped
+# white).
 SKIN_ALBEDO = 0.55
 # The lit half of a photo's sclera over the light its skin gives (the median over TCCE's 23
 # neutral photos; interquartile range 0.40-0.46). Skin albedo varies between people far
@@ -577,8 +579,8 @@ def _mouth_colours(image: np.ndarray, landmarks: np.ndarray, light: np.ndarray, 
     and tongue take the hue of the photo's lips at the gums' albedo brightness (the
     material model's saturated red drew a painted stripe over teeth that a raised upper lip
     bares); the teeth take the colour of the photo's teeth when it shows at least
-    TEETH_COLOUR_AREA of them (teeth in a mouth's shade are greyer and darker than the
-    material model's, which pasted bright new teeth next to them). Parts left out keep the
+    TEETH_COLOUR_AREA of them (the photo's own teeth, in its mouth's shade, are the best
+    guide to the colour of those a target uncovers next to them). Parts left out keep the
     material model (ALBEDO x light)."""
     lips, teeth = mouth_pixels(image, landmarks)
     out = {}
