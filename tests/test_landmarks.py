@@ -180,3 +180,41 @@ def test_malformed_pts_file(tmp_path):
     (tmp_path / "nobrace.pts").write_text("1 2 3 4")
     with pytest.raises(LandmarkError, match="not a .pts"):
         read_pts(tmp_path / "nobrace.pts")
+
+
+def test_landmarks_off_the_image_are_refused(data, model, landmark_cache):
+    """Landmarks that mostly miss the image (those of another image, or of this one at
+    another size) are refused with the points' extent, not rendered off the picture (which
+    returned the photo unchanged); a face cut off by the picture's edge still works."""
+    import affcore
+    from affcore.landmarks import MIN_POINTS_INSIDE
+    from affcore.synthesis import Synthesizer
+
+    path = data / "faces" / "london" / "005_neutral.jpg"
+    img, lm = read_image(path), landmark_cache(path)
+    h, w = img.shape[:2]
+    half = cv2_resize_half(img)
+    for bad_img, bad_lm, why in ((img, lm + [w, 0], "shifted right by the image's width"),
+                                 (half, lm, "landmarks of the full-size photo on a half-size copy")):
+        with pytest.raises(LandmarkError, match="inside the"):
+            fit(bad_img, landmarks=bad_lm, model=model)
+        with pytest.raises(LandmarkError, match="another image"):
+            Synthesizer(bad_img, landmarks=bad_lm, model=model)
+        with pytest.raises(LandmarkError, match=f"at least {MIN_POINTS_INSIDE}"):
+            affcore.synthesize(bad_img, expression="surprise", landmarks=bad_lm, model=model)
+    # the same photo cut off just below the lower lip: the chin and the jaw's lower half lie
+    # outside; the expression is still rendered into what is left of the face
+    cut = int(lm[57, 1]) + 4
+    outside = int((lm[:, 1] >= cut - 0.5).sum())
+    assert 0 < outside <= 68 - MIN_POINTS_INSIDE
+    top = np.ascontiguousarray(img[:cut])
+    out = affcore.synthesize(top, expression="surprise", landmarks=lm, model=model)
+    assert out.shape == top.shape
+    brows = slice(int(lm[17:27, 1].min()) - 20, int(lm[36:48, 1].max()))
+    assert np.abs(out[brows].astype(int) - top[brows]).mean() > 1.0  # the brows rose
+
+
+def cv2_resize_half(img):
+    import cv2
+
+    return cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)

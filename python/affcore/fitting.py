@@ -212,8 +212,12 @@ def fit(image, landmarks=None, model: FaceModel | None = None, **kwargs) -> FitR
     """Fit the face model to the face in ``image`` ((H, W, 3) uint8 RGB; see
     :func:`affcore.landmarks.detect_landmarks` for photos with several faces).
 
-    ``landmarks`` (68, 2) skips detection. Other keyword arguments go to :func:`fit_landmarks`.
+    ``landmarks`` (68, 2) skips detection; at least half of them must lie inside the image
+    (:data:`affcore.landmarks.MIN_POINTS_INSIDE`). Other keyword arguments go to
+    :func:`fit_landmarks`.
     """
     if landmarks is None:
         landmarks = detect_landmarks(image)
+    else:
+        landmarks = validate_landmarks(landmarks, image_size=np.shape(image)[:2])
     return fit_landmarks(landmarks, model, **kwargs)

@@ -204,8 +204,20 @@ def load_landmarks(path: str | os.PathLike) -> np.ndarray:
     return read_pts(p)
 
 
-def validate_landmarks(landmarks, what: str = "landmarks") -> np.ndarray:
-    """Check that ``landmarks`` are 68 finite (x, y) points; return them as (68, 2) float64."""
+#: Given landmarks must put at least this many of their 68 points inside the image: a face
+#: may run off the picture's edge (a cut-off chin), but landmarks mostly outside it belong to
+#: another image or another scale, and a face rendered off the picture would come back as
+#: the photo unchanged.
+MIN_POINTS_INSIDE = 34
+
+
+def validate_landmarks(landmarks, what: str = "landmarks", image_size=None) -> np.ndarray:
+    """Check that ``landmarks`` are 68 finite (x, y) points; return them as (68, 2) float64.
+
+    ``image_size``: ``(height, width)`` of the image they belong to, pixels; when given, at
+    least :data:`MIN_POINTS_INSIDE` points must lie inside it (pixel centres at integers,
+    so inside means ``-0.5 <= x < width - 0.5``, likewise y).
+    """
     if landmarks is None:
         raise LandmarkError(f"{what}: no landmarks given")
     a = np.asarray(landmarks)
@@ -217,6 +229,15 @@ def validate_landmarks(landmarks, what: str = "landmarks") -> np.ndarray:
     if not np.isfinite(a).all():
         bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
         raise LandmarkError(f"{what}: non-finite (NaN or infinite) values at points {bad.tolist()}")
+    if image_size is not None:
+        h, w = (int(n) for n in image_size[:2])
+        inside = int(((a[:, 0] >= -0.5) & (a[:, 0] < w - 0.5) & (a[:, 1] >= -0.5) & (a[:, 1] < h - 0.5)).sum())
+        if inside < MIN_POINTS_INSIDE:
+            lo, hi = a.min(axis=0), a.max(axis=0)
+            raise LandmarkError(
+                f"{what}: only {inside} of the 68 points lie inside the {w}x{h} image (they span x "
+                f"{lo[0]:.0f} to {hi[0]:.0f}, y {lo[1]:.0f} to {hi[1]:.0f}); at least {MIN_POINTS_INSIDE} must: "
+                "are they the landmarks of another image, or of this one at another size?")
     return a
 
 
