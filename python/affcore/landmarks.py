@@ -227,8 +227,9 @@ def validate_landmarks(landmarks, what: str = "landmarks", image_size=None) -> n
         raise LandmarkError(f"{what}: expected shape (68, 2) (the iBUG 68-point layout), got {a.shape}")
     a = a.astype(np.float64)
     if not np.isfinite(a).all():
-        bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
-        raise LandmarkError(f"{what}: non-finite (NaN or infinite) values at points {bad.tolist()}")
+        bad = np.flatnonzero(~np.isfinite(a).all(axis=1)).tolist()
+        where = f"points {bad}" if len(bad) <= 8 else f"{len(bad)} of the 68 points ({', '.join(map(str, bad[:8]))}, ...)"
+        raise LandmarkError(f"{what}: non-finite (NaN or infinite) values at {where}")
     if image_size is not None:
         h, w = (int(n) for n in image_size[:2])
         inside = int(((a[:, 0] >= -0.5) & (a[:, 0] < w - 0.5) & (a[:, 1] >= -0.5) & (a[:, 1] < h - 0.5)).sum())
