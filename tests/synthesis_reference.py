@@ -11,7 +11,7 @@ import numpy as np
 from affcore.blend import poisson_blend
 from affcore.fitting import FitResult, fit
 from affcore.images import as_rgb8
-from affcore.landmarks import shows_teeth, validate_landmarks
+from affcore.landmarks import detect_landmarks, refine_lower_inner_lip, shows_teeth, validate_landmarks
 from affcore.model import LANDMARK_VERTICES, FaceModel, load_model
 from affcore.render import interpolate, rasterize, sample_bilinear
 
@@ -58,8 +58,8 @@ class ReferenceSynthesizer:
         self.image = as_rgb8(image)
         self.model = model if model is not None else load_model()
         if fit_result is None:
-            lm = None if landmarks is None else validate_landmarks(landmarks)
-            fit_result = fit(self.image, landmarks=lm, model=self.model)
+            lm = detect_landmarks(self.image) if landmarks is None else validate_landmarks(landmarks)
+            fit_result = fit(self.image, landmarks=refine_lower_inner_lip(self.image, lm), model=self.model)
         self.fit = fit_result
         self.threads = int(threads)
         self.keep_resting_face = bool(keep_resting_face)

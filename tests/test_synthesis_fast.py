@@ -761,3 +761,30 @@ def test_mouth_opened_follows_the_inner_lips_gap(growth, roll, left):
     assert (np.diff(w) <= 1e-6).all()  # falls from left to right
     np.testing.assert_allclose(w[:2], ramp(left), atol=1e-5)  # held out to the corner
     assert (w[4:] == 0).all()
+
+
+def test_the_fit_puts_the_models_lip_on_a_smiles_lower_lip(model, data, landmark_cache):
+    """dlib marks the inner lower lip of a wide smile mid-lip; fitted to that, the model's
+    lower teeth and gums covered the top of the photo's lower lip, and a target that lowers
+    the lip opened a dark gap inside it. The Synthesizer fits to the refined mark
+    (landmarks.refine_lower_inner_lip): the model's inner lower lip follows it most of the
+    way (the fit is regularised), and the model's lip covers part of the photo's lip between
+    the two marks, where it covered none of it."""
+    from affcore.landmarks import refine_lower_inner_lip
+    from affcore.model import LANDMARK_VERTICES
+
+    for name in ("london/025_smiling.jpg", "london/062_smiling.jpg", "wild/sundar_pichai.jpg"):
+        path = data / "faces" / name
+        img, lm = read_image(path), landmark_cache(path)
+        refined = refine_lower_inner_lip(img, lm)
+        x = int(round(lm[66, 0]))
+        rows = np.arange(int(np.ceil(refined[66, 1])) + 1, int(np.floor(lm[66, 1])))
+        assert len(rows) >= 4, name  # these smiles' marks lie at least 4 px below the lip's edge
+        lip_share, model_lip_y = {}, {}
+        for tag, fitted in (("refined", None), ("dlib", synthesis.fit(img, landmarks=lm, model=model))):
+            s = Synthesizer(img, landmarks=lm, model=model, fit_result=fitted, threads=1)
+            x0, y0 = s._src_box[:2]
+            lip_share[tag] = np.mean(s._src_part[rows - y0, x - x0] == synthesis.SKIN)
+            model_lip_y[tag] = s._source_screen[LANDMARK_VERTICES[66], 1]
+        assert lip_share["dlib"] <= 0.1 and lip_share["refined"] >= 0.3, (name, lip_share)
+        assert model_lip_y["dlib"] - model_lip_y["refined"] >= 0.5 * (lm[66, 1] - refined[66, 1]), name

@@ -319,3 +319,68 @@ def shows_teeth(image: np.ndarray, landmarks: np.ndarray) -> bool:
     if not gap >= LIPS_APART * iod:
         return False
     return bool(len(mouth_pixels(image, lm)[1]) >= TEETH_AREA * iod * iod)
+
+
+#: A pixel between the lips darker than OPENING_DARK of the lips' median lightness (CIELAB) is
+#: shadow or cavity, part of the mouth's opening (refine_lower_inner_lip).
+OPENING_DARK = 0.7
+_OUTER_LOWER_LIP = (58, 57, 56)  # below 67, 66, 65
+
+
+def refine_lower_inner_lip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The landmarks with the inner lower lip (iBUG 65-67) moved up to where the lower lip
+    begins, in a photo that shows teeth (:func:`shows_teeth`); other photos' landmarks come
+    back unchanged (as a copy).
+
+    dlib marks the inner lower lip of a wide smile near the middle of the lip, up to half
+    the mouth's opening below the teeth. A fit to those marks puts the top of the photo's
+    lower lip on the face model's lower teeth and gums, and a target that lowers the lip
+    then opens a dark gap inside the photo's lip. The photo's own teeth and lips
+    (:func:`mouth_pixels`: their median CIELAB colours and spreads) tell them apart: in the
+    column of each of 65-67 (a 3-pixel median), the opening starts at the first pixel below
+    the inner upper lip (61-63) nearer the teeth's colour than the lips' and runs down
+    through teeth and shadow (darker than :data:`OPENING_DARK` of the lips); the point moves
+    up to the end of that run, never down, and by at most half the marked gap.
+
+    ``image``: the photo (as :func:`affcore.images.as_rgb8` takes it); ``landmarks``: its 68
+    landmarks, pixels. Returns (68, 2) float64.
+    """
+    import cv2
+
+    image = as_rgb8(image)
+    lm = validate_landmarks(landmarks).copy()
+    if not shows_teeth(image, lm):
+        return lm
+
+    def lab(pixels):
+        return cv2.cvtColor(np.ascontiguousarray(pixels)[None], cv2.COLOR_RGB2LAB)[0].astype(np.float32)
+
+    def centre_and_spread(x):  # per channel; the spread floored at 3 levels (flat colours)
+        centre = np.median(x, axis=0)
+        return centre, np.maximum(1.4826 * np.median(np.abs(x - centre), axis=0), 3.0)
+
+    lips, teeth = (lab(p) for p in mouth_pixels(image, lm))
+    lip_centre, lip_spread = centre_and_spread(lips)
+    teeth_centre, teeth_spread = centre_and_spread(teeth)
+    h, w = image.shape[:2]
+    for (upper, lower), outer in zip(_FACING_INNER_LIPS, _OUTER_LOWER_LIP):
+        x = int(round(float(lm[upper, 0] + lm[lower, 0]) / 2))
+        top, bottom = int(np.ceil(lm[upper, 1])), int(np.ceil(max(lm[lower, 1], lm[outer, 1])))
+        if x < 1 or x > w - 2 or top < 0 or bottom > h - 1 or bottom - top < 2:
+            continue
+        column = np.median(lab(image[top:bottom + 1, x - 1:x + 2].reshape(-1, 3)).reshape(-1, 3, 3), axis=1)
+        to_lips = (((column - lip_centre) / lip_spread) ** 2).sum(axis=1)
+        to_teeth = (((column - teeth_centre) / teeth_spread) ** 2).sum(axis=1)
+        teeth_like = to_teeth < to_lips
+        opening = teeth_like | (column[:, 0] < OPENING_DARK * lip_centre[0])
+        opening[1:-1] |= opening[:-2] & opening[2:]  # a one-pixel break is noise, not lip
+        gap = float(lm[lower, 1] - lm[upper, 1])
+        first = np.flatnonzero(teeth_like[: max(1, int(gap))])
+        if not len(first):
+            continue
+        end = int(first[0])
+        while end + 1 < len(opening) and opening[end + 1]:
+            end += 1
+        lip_starts = top + end + 0.5  # the lower edge of the run's last pixel
+        lm[lower, 1] = min(lm[lower, 1], max(lip_starts, lm[lower, 1] - 0.5 * gap))
+    return lm

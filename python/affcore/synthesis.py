@@ -26,7 +26,8 @@ from ._device import resolve_device
 from .blend import poisson_blend
 from .fitting import FitResult, fit
 from .images import as_rgb8
-from .landmarks import _FACING_INNER_LIPS, inter_ocular_distance, mouth_pixels, shows_teeth, validate_landmarks
+from .landmarks import (_FACING_INNER_LIPS, detect_landmarks, inter_ocular_distance, mouth_pixels, refine_lower_inner_lip,
+                        shows_teeth, validate_landmarks)
 from .model import LANDMARK_VERTICES, FaceModel, load_model
 from .render import rasterize
 
@@ -316,8 +317,11 @@ class Synthesizer:
         self.image = np.ascontiguousarray(as_rgb8(image))
         self.model = model if model is not None else load_model()
         if fit_result is None:
-            lm = None if landmarks is None else validate_landmarks(landmarks)
-            fit_result = fit(self.image, landmarks=lm, model=self.model)
+            lm = detect_landmarks(self.image) if landmarks is None else \
+                validate_landmarks(landmarks, image_size=self.image.shape[:2])
+            # dlib marks the inner lower lip of a wide smile mid-lip: a fit to that splits the lip
+            # with a dark gap when a target lowers it (refine_lower_inner_lip)
+            fit_result = fit(self.image, landmarks=refine_lower_inner_lip(self.image, lm), model=self.model)
         self.fit = fit_result
         self.threads = int(threads)
         if self.threads < 0:
