@@ -48,7 +48,8 @@ def as_rgb8(image, what: str = "image") -> np.ndarray:
     elif a.ndim == 3 and a.shape[2] in (3, 4):
         a = a[:, :, :3]
     else:
-        raise ImageError(f"{what}: expected (H, W) or (H, W, C) with C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA), got shape {image.shape}")
+        raise ImageError(f"{what}: expected (H, W) or (H, W, C) with C = 1 (grey), 2 (grey + alpha), "
+                         f"3 (RGB) or 4 (RGBA), got shape {image.shape}")
     check_size(a.shape[0], a.shape[1], what)
     if a.dtype == np.uint8:
         pass
