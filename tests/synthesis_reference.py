@@ -11,7 +11,7 @@ import numpy as np
 from affcore.blend import poisson_blend
 from affcore.fitting import FitResult, fit
 from affcore.images import as_rgb8
-from affcore.landmarks import detect_landmarks, refine_lower_inner_lip, shows_teeth, validate_landmarks
+from affcore.landmarks import detect_landmarks, mouth_pixels, refine_lower_inner_lip, shows_teeth, validate_landmarks
 from affcore.model import LANDMARK_VERTICES, FaceModel, load_model
 from affcore.render import interpolate, rasterize, sample_bilinear
 
@@ -95,7 +95,8 @@ class ReferenceSynthesizer:
         eyes = self._estimate_eye_colours()
         self._light = self._estimate_light(eyes.get(SCLERA))
         # the mouth's colours from the photo: plain pixel statistics, not part of what is tested
-        self._photo_colours = {**eyes, **_mouth_colours(self.image, self.fit.landmarks, self._light, self._shows_teeth)}
+        self._photo_colours = {**eyes, **_mouth_colours(*mouth_pixels(self.image, self.fit.landmarks), self.fit.landmarks,
+                                                      self._light, self._shows_teeth)}
 
     # -- geometry --------------------------------------------------------------------------
     def _vertices(self, blendshapes: np.ndarray) -> np.ndarray:

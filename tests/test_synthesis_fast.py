@@ -718,13 +718,14 @@ def test_few_teeth_leave_the_teeth_to_the_material_model(data, landmark_cache):
     for name, teeth in (("scarlett_johansson", False), ("sundar_pichai", True), ("elon_musk", True)):
         path = data / "faces" / "wild" / f"{name}.jpg"
         photo, lm = read_image(path), landmark_cache(path)
-        found = len(mouth_pixels(photo, lm)[1]) / inter_ocular_distance(lm) ** 2
-        colours = synthesis._mouth_colours(photo, lm, light, True)
+        mouth = mouth_pixels(photo, lm)
+        found = len(mouth[1]) / inter_ocular_distance(lm) ** 2
+        colours = synthesis._mouth_colours(*mouth, lm, light, True)
         assert (synthesis.TEETH in colours) == teeth, (name, found)
         assert synthesis.GUMS in colours
         # the gums keep the material's brightness
         assert np.isclose(colours[synthesis.GUMS].mean(), np.mean(np.asarray(synthesis.ALBEDO[synthesis.GUMS]) * light))
-        assert synthesis.TEETH not in synthesis._mouth_colours(photo, lm, light, False)
+        assert synthesis.TEETH not in synthesis._mouth_colours(*mouth, lm, light, False)
 
 
 @settings(max_examples=60, deadline=None)

@@ -314,11 +314,21 @@ def shows_teeth(image: np.ndarray, landmarks: np.ndarray) -> bool:
     """
     image = as_rgb8(image)
     lm = validate_landmarks(landmarks)
-    iod = inter_ocular_distance(lm)
+    # closed lips need no pixels classified
+    return _lips_apart(lm) and _shows_teeth(lm, mouth_pixels(image, lm)[1])
+
+
+def _lips_apart(lm: np.ndarray) -> bool:
+    """Whether validated landmarks hold the inner lips at least LIPS_APART apart."""
     gap = max(np.hypot(*(lm[a] - lm[b])) for a, b in _FACING_INNER_LIPS)
-    if not gap >= LIPS_APART * iod:
-        return False
-    return bool(len(mouth_pixels(image, lm)[1]) >= TEETH_AREA * iod * iod)
+    return bool(gap >= LIPS_APART * inter_ocular_distance(lm))
+
+
+def _shows_teeth(lm: np.ndarray, teeth: np.ndarray) -> bool:
+    """shows_teeth, given the teeth-like pixels mouth_pixels found for these landmarks (for
+    callers that use the pixels too, so that they are classified once)."""
+    iod = inter_ocular_distance(lm)
+    return _lips_apart(lm) and bool(len(teeth) >= TEETH_AREA * iod * iod)
 
 
 #: A pixel between the lips darker than OPENING_DARK of the lips' median lightness (CIELAB) is
@@ -349,7 +359,10 @@ def refine_lower_inner_lip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarr
 
     image = as_rgb8(image)
     lm = validate_landmarks(landmarks).copy()
-    if not shows_teeth(image, lm):
+    if not _lips_apart(lm):
+        return lm
+    lips, teeth = mouth_pixels(image, lm)
+    if not _shows_teeth(lm, teeth):
         return lm
 
     def lab(pixels):
@@ -359,7 +372,7 @@ def refine_lower_inner_lip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarr
         centre = np.median(x, axis=0)
         return centre, np.maximum(1.4826 * np.median(np.abs(x - centre), axis=0), 3.0)
 
-    lips, teeth = (lab(p) for p in mouth_pixels(image, lm))
+    lips, teeth = lab(lips), lab(teeth)
     lip_centre, lip_spread = centre_and_spread(lips)
     teeth_centre, teeth_spread = centre_and_spread(teeth)
     h, w = image.shape[:2]

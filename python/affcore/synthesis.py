@@ -26,8 +26,8 @@ from ._device import resolve_device
 from .blend import poisson_blend
 from .fitting import FitResult, fit
 from .images import as_rgb8
-from .landmarks import (_FACING_INNER_LIPS, detect_landmarks, inter_ocular_distance, mouth_pixels, refine_lower_inner_lip,
-                        shows_teeth, validate_landmarks)
+from .landmarks import (_FACING_INNER_LIPS, _shows_teeth, detect_landmarks, inter_ocular_distance, mouth_pixels,
+                        refine_lower_inner_lip)
 from .model import LANDMARK_VERTICES, FaceModel, load_model
 from .render import rasterize
 
@@ -317,10 +317,10 @@ class Synthesizer:
         self.image = np.ascontiguousarray(as_rgb8(image))
         self.model = model if model is not None else load_model()
         if fit_result is None:
-            lm = detect_landmarks(self.image) if landmarks is None else \
-                validate_landmarks(landmarks, image_size=self.image.shape[:2])
+            lm = detect_landmarks(self.image) if landmarks is None else landmarks
             # dlib marks the inner lower lip of a wide smile mid-lip: a fit to that splits the lip
-            # with a dark gap when a target lowers it (refine_lower_inner_lip)
+            # with a dark gap when a target lowers it (refine_lower_inner_lip). fit() checks
+            # given landmarks against the image.
             fit_result = fit(self.image, landmarks=refine_lower_inner_lip(self.image, lm), model=self.model)
         self.fit = fit_result
         self.threads = int(threads)
@@ -374,10 +374,12 @@ class Synthesizer:
         # each pixel's part, -1 off the face: index -1 takes the appended -1
         self._src_part = np.take(np.append(self._part, np.int8(-1)), tid)
         # whether the photo's mouth interior is worth carrying into mouths a target opens
-        self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
+        # (landmarks.shows_teeth, from the mouth's pixels classified once for it and the colours)
+        mouth = mouth_pixels(self.image, self.fit.landmarks)
+        self._shows_teeth = _shows_teeth(self.fit.landmarks, mouth[1])
         eyes = self._estimate_eye_colours()
         self._light = self._estimate_light(eyes.get(SCLERA))
-        self._photo_colours = {**eyes, **_mouth_colours(self.image, self.fit.landmarks, self._light, self._shows_teeth)}
+        self._photo_colours = {**eyes, **_mouth_colours(*mouth, self.fit.landmarks, self._light, self._shows_teeth)}
         # lit colour of each part's material (skin never needs one)
         lit = np.zeros((len(_PART_NAMES), 3), np.float32)
         for q, a in ALBEDO.items():
@@ -578,15 +580,16 @@ _BLEND_TOLERANCE = 3e-3
 _BLOCK = 4  # side of the blocks the displacement extension works on (boxes of 64+ pixels)
 
 
-def _mouth_colours(image: np.ndarray, landmarks: np.ndarray, light: np.ndarray, shows_teeth: bool) -> dict:
-    """The photo's own colours for the mouth's materials, where it shows them: the gums
+def _mouth_colours(lips: np.ndarray, teeth: np.ndarray, landmarks: np.ndarray, light: np.ndarray,
+                   shows_teeth: bool) -> dict:
+    """The photo's own colours for the mouth's materials, where it shows them (``lips`` and
+    ``teeth``: the photo's pixels as landmarks.mouth_pixels gives them): the gums
     and tongue take the hue of the photo's lips at the gums' albedo brightness (the
     material model's saturated red drew a painted stripe over teeth that a raised upper lip
     bares); the teeth take the colour of the photo's teeth when it shows at least
     TEETH_COLOUR_AREA of them (the photo's own teeth, in its mouth's shade, are the best
     guide to the colour of those a target uncovers next to them). Parts left out keep the
     material model (ALBEDO x light)."""
-    lips, teeth = mouth_pixels(image, landmarks)
     out = {}
     if len(lips) >= 20:
         hue = np.median(lips.astype(np.float32), axis=0)
