@@ -119,6 +119,11 @@ def test_shows_teeth_takes_any_landmarks(data, landmark_cache):
     flat = lm.copy()
     flat[48:68] = lm[48:68].mean(axis=0)
     assert shows_teeth(img, flat) is False
+    # all 68 points on one pixel: no eyes apart, no lips, no teeth (this crashed OpenCV in
+    # refine_lower_inner_lip, which then went on to classify an empty mouth)
+    point = np.tile(lm[30], (68, 1))
+    assert shows_teeth(img, point) is False
+    np.testing.assert_array_equal(refine_lower_inner_lip(img, point), point)
     bad = lm.copy()
     bad[62] = np.nan
     with pytest.raises(LandmarkError, match="landmarks"):

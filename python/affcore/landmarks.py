@@ -328,7 +328,8 @@ def _shows_teeth(lm: np.ndarray, teeth: np.ndarray) -> bool:
     """shows_teeth, given the teeth-like pixels mouth_pixels found for these landmarks (for
     callers that use the pixels too, so that they are classified once)."""
     iod = inter_ocular_distance(lm)
-    return _lips_apart(lm) and bool(len(teeth) >= TEETH_AREA * iod * iod)
+    # at least one pixel: degenerate landmarks (eyes on one point) ask for none
+    return _lips_apart(lm) and bool(len(teeth) >= max(TEETH_AREA * iod * iod, 1.0))
 
 
 #: A pixel between the lips darker than OPENING_DARK of the lips' median lightness (CIELAB) is
