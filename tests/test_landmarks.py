@@ -273,8 +273,10 @@ def test_the_inner_lower_lip_moves_up_to_where_the_lip_begins(teeth_bottom, shad
     red, green, blue_less = lip
     lip_rgb = (red, red - green, red - green - blue_less)
     img, lm = _painted_mouth(teeth_bottom, shadow, teeth_rgb, lip_rgb, seed)
-    assert shows_teeth(img, lm)
     out = refine_lower_inner_lip(img, lm)
+    if not shows_teeth(img, lm):  # teeth not brighter than pale lips by TEETH_BRIGHTER: left as marked
+        np.testing.assert_array_equal(out, lm)
+        return
     lip_starts = teeth_bottom + shadow - 0.5  # the upper edge of the lip's first row
     np.testing.assert_allclose(out[65:68, 1], lip_starts, atol=1.0)
     unchanged = np.ones(68, bool)
