@@ -89,6 +89,7 @@ class ReferenceSynthesizer:
         keep = np.ones(len(self._triangles), bool)
         keep[:len(mesh.skin_triangles)] = ~_outline_skin(mesh, local, covered, (x0, y0), self.fit.iod_px)
         self._target_triangles, self._target_part = self._triangles[keep], self._part[keep]
+        self._left_out = self._triangles[~keep]
         self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
         self._inner_lip = (LANDMARK_VERTICES[list(_INNER_LIP_UPPER)], LANDMARK_VERTICES[list(_INNER_LIP_LOWER)])
         self._interior = np.unique(self._triangles[np.isin(self._part, (SOCKET, GUMS, TEETH))])
@@ -186,6 +187,9 @@ class ReferenceSynthesizer:
         tris = self._target_triangles
         r = rasterize(screen - offset, tris, bh, bw, threads=self.threads)
         tid = r.triangle_id
+        # what the skin left out covers is left to the warp, not drawn from what lies behind it
+        front = rasterize(screen - offset, self._left_out, bh, bw, threads=self.threads).depth
+        tid[front < r.depth] = -1
         covered = tid >= 0
         # where each covered pixel's surface point lay in the photo, and how deep
         src_attr = np.ascontiguousarray(self._source_screen)

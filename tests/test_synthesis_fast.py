@@ -17,15 +17,26 @@ SIZE = 640  # keeps the (slow) reference implementation affordable
 
 
 def _photo(london_pairs, landmark_cache, k):
-    _, path, _ = london_pairs[k]
-    img = read_image(path)
-    lm = landmark_cache(path)
-    out = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    return out, lm * np.array([SIZE / img.shape[1], SIZE / img.shape[0]])
+    """London photo k at SIZE x SIZE, or with k = "turned", 300-W's image_0010 (turned by
+    20 degrees; 1280 x 1024, hand-labelled) at half size."""
+    if k == "turned":
+        from affcore.landmarks import read_pts
+
+        folder = london_pairs[0][1].parents[1] / "300w"
+        img = read_image(folder / "image_0010.png")
+        size = (img.shape[1] // 2, img.shape[0] // 2)
+        lm = read_pts(folder / "image_0010.pts")
+    else:
+        _, path, _ = london_pairs[k]
+        img = read_image(path)
+        size = (SIZE, SIZE)
+        lm = landmark_cache(path)
+    out = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return out, lm * np.array([size[0] / img.shape[1], size[1] / img.shape[0]])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("k", [0, 7])
+@pytest.mark.parametrize("k", [0, 7, "turned"])
 def test_fast_path_matches_reference(model, london_pairs, landmark_cache, k):
     photo, lm = _photo(london_pairs, landmark_cache, k)
     fast = Synthesizer(photo, landmarks=lm, model=model, threads=1)
@@ -244,7 +255,7 @@ def test_blend_of_a_face_is_close_to_the_converged_solution(model, london_pairs,
     np.testing.assert_array_equal(s.render(expression=expression)[y0:y1, x0:x1], edge)
 
 
-@pytest.mark.parametrize("k", [0, 3, 7, 12])
+@pytest.mark.parametrize("k", [0, 3, 7, 12, "turned"])
 def test_culling_back_faces_hides_nothing(model, london_pairs, landmark_cache, k):
     """The synthesizer rasterizes with back faces culled (a third of the triangles: far
     sides of teeth and eyeballs, the inside of the mouth socket). That is only right if no

@@ -121,6 +121,21 @@ def _outer_boundary(triangles: np.ndarray, n: int) -> np.ndarray:
     return outline
 
 
+def _inner_face(neutral: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T,) bool: the triangles (indices into the model's vertices) whose centroid on the
+    neutral face seen from the front lies inside the convex hull of the model's iBUG points
+    27-67 (nose, eyes, mouth): the inner face, which is never the face's outline."""
+    hull = cv2.convexHull(neutral[LANDMARK_VERTICES[27:], :2].astype(np.float32)).reshape(-1, 2).astype(np.float64)
+    if len(hull) < 3:
+        return np.zeros(len(triangles), bool)
+    centroid = neutral[triangles, :2].astype(np.float64).mean(axis=1)
+    edge = np.roll(hull, -1, axis=0) - hull
+    # inside a convex polygon: on the same side of every edge
+    side = edge[None, :, 0] * (centroid[:, None, 1] - hull[None, :, 1]) \
+        - edge[None, :, 1] * (centroid[:, None, 0] - hull[None, :, 0])
+    return (side >= 0).all(axis=1) | (side <= 0).all(axis=1)
+
+
 # The skin along the face's outline is not rendered for targets. Where the fitted face
 # turns away from the camera, the mesh's outline seldom lies on the photo's: a fit a few
 # pixels too wide puts the true outline, and background, on triangles at the side of the
@@ -133,7 +148,11 @@ def _outer_boundary(triangles: np.ndarray, n: int) -> np.ndarray:
 #  * the grazing rim: triangles whose vertices face the camera by less than RIM_FACING (z
 #    of the unit vertex normal, averaged over _RIM_ROUNDS rings of neighbours so that the
 #    band has no islands), reached from the skin's outer boundary through such triangles
-#    (_core.grazing_rim; the sides of the nose, facing away as much, are not reached);
+#    (_core.grazing_rim), but never the inner face around the eyes, nose and mouth
+#    (_inner_face): on a frontal face the rim stops at the cheeks, but on a face turned by
+#    20 degrees the far cheek grazes too, and the rim ran on into the sides of the nose, the
+#    far eye and the mouth's corner, leaving them to the warp, which steps where the
+#    rendered skin next to them moves (a nostril raised by disgust);
 #  * the outline band: triangles with a vertex within OUTLINE_BAND inter-ocular distances
 #    of the edge of the fitted face's coverage of the photo.
 RIM_FACING = 0.35
@@ -146,7 +165,7 @@ def _outline_skin(mesh: _Mesh, screen: np.ndarray, covered: np.ndarray, origin, 
     RIM_FACING) for the fitted face at these screen positions (N, 3) float32, whose
     coverage of the photo is ``covered`` (uint8 0/1 over a box with top-left pixel
     ``origin``); ``iod`` in pixels."""
-    rim = _core.grazing_rim(screen, mesh.skin_triangles, mesh.skin_outline, RIM_FACING, _RIM_ROUNDS)
+    rim = _core.grazing_rim(screen, mesh.skin_triangles, mesh.skin_outline, RIM_FACING, _RIM_ROUNDS) & ~mesh.inner_face
     # distance to the outline on _BLOCK x _BLOCK blocks (in blocks): the band is tens of pixels wide
     small = cv2.resize(covered, (max(1, covered.shape[1] // _BLOCK), max(1, covered.shape[0] // _BLOCK)),
                        interpolation=cv2.INTER_AREA)
@@ -234,6 +253,7 @@ class _Mesh:
     interior: slice              # local vertices from the mouth interior's first to its last
     skin_triangles: np.ndarray   # (Ts, 3) int32: the skin's triangles, `triangles`' first Ts
     skin_outline: np.ndarray     # (N,) bool: vertices on the skin's outer boundary
+    inner_face: np.ndarray       # (Ts,) bool: skin triangles around the eyes, nose and mouth (_inner_face)
     neutral: np.ndarray          # (N, 3) float32
     identity: np.ndarray         # (K, N, 3) float32
     expression: np.ndarray       # (E, N, 3) float32
@@ -265,6 +285,7 @@ def _mesh(model: FaceModel) -> _Mesh:
         interior=slice(int(interior.min()), int(interior.max()) + 1),
         skin_triangles=np.ascontiguousarray(local[part == SKIN]),
         skin_outline=_outer_boundary(local[part == SKIN], len(verts)),
+        inner_face=_inner_face(model.neutral_vertices, tris[part == SKIN]),
         neutral=np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32),
         identity=np.ascontiguousarray(model.identity_basis[:, verts], dtype=np.float32),
         expression=np.ascontiguousarray(model.expression_basis[:, verts], dtype=np.float32),
@@ -365,12 +386,19 @@ class Synthesizer:
         self._src_covered = (tid >= 0).view(np.uint8)
         # what targets render: all but the skin along the outline (see RIM_FACING); the
         # skin comes first in the mesh, the parts that need normals (shaded) after it
-        skin = mesh.skin_triangles[~_outline_skin(mesh, self._source_screen, self._src_covered, (x0, y0),
-                                                  self.fit.iod_px)]
+        outline = _outline_skin(mesh, self._source_screen, self._src_covered, (x0, y0), self.fit.iod_px)
+        skin = mesh.skin_triangles[~outline]
         ns = len(mesh.skin_triangles)
         self._target_triangles = np.concatenate([skin, mesh.triangles[ns:]])
         self._target_part = np.concatenate([np.full(len(skin), SKIN, np.int8), mesh.part[ns:]])
         self._target_shaded = np.arange(len(skin), len(self._target_part), dtype=np.int32)
+        # The skin left out is still rasterized, after the rest, and what it covers is left
+        # uncovered: warped with the surroundings, as the comment at RIM_FACING says, and not
+        # drawn from whatever lies behind it. On a turned face the far cheek's rim lies in front
+        # of teeth and eyeball, which showed through in their materials' colours even where
+        # the target is the photo's own expression, and in front of skin whose photo position
+        # is the outline's.
+        self._raster_triangles = np.concatenate([self._target_triangles, mesh.skin_triangles[outline]])
         # each pixel's part, -1 off the face: index -1 takes the appended -1
         self._src_part = np.take(np.append(self._part, np.int8(-1)), tid)
         # whether the photo's mouth interior is worth carrying into mouths a target opens
@@ -519,8 +547,10 @@ class Synthesizer:
         both = np.vstack([_corners(xy), self._source_corners])
         x0, y0, x1, y1 = self._bbox(both, self._margin)
         bw, bh = x1 - x0, y1 - y0
-        r = rasterize(screen - np.array([x0, y0, 0], np.float32), self._target_triangles, bh, bw,
+        r = rasterize(screen - np.array([x0, y0, 0], np.float32), self._raster_triangles, bh, bw,
                       cull_backfaces=True, threads=self.threads)
+        if len(self._raster_triangles) > len(self._target_triangles):
+            r.triangle_id[r.triangle_id >= len(self._target_triangles)] = -1
         # the face: the photo where it showed the surface, shaded materials where it did not
         sx0, sy0 = self._src_box[:2]
         lip = float(screen[self._mesh.lip, 2].mean())
