@@ -185,6 +185,32 @@ def test_a_turned_face_renders_its_nose_and_mouth(turned_synth):
         assert not (inner & ~r.face_mask).any(), (e, int((inner & ~r.face_mask).sum()))
 
 
+@pytest.mark.parametrize("source", ["london", "fer2013"])
+def test_a_grey_photo_stays_grey(data, model, source):
+    # The mouth's and eyes' materials have tinted albedos (yellowish teeth, red gums); in a
+    # black-and-white picture they drew coloured mouths. Grey in, grey out.
+    import cv2
+
+    if source == "london":
+        greys = [cv2.cvtColor(read_image(data / "faces" / "london" / "008_neutral.jpg"), cv2.COLOR_RGB2GRAY)]
+        faces = [Synthesizer(greys[0], model=model)]
+    else:
+        from affcore.landmarks import landmarks_in_box
+
+        # FER2013's first four neutral crops, upscaled as augment does (before, three of
+        # them showed coloured teeth or mouths)
+        fer = np.load(data / "fer2013.npz")
+        crops = fer["images"][np.flatnonzero(fer["labels"] == list(fer["label_names"]).index("neutral"))[:4]]
+        greys = [cv2.resize(c, (192, 192), interpolation=cv2.INTER_CUBIC) for c in crops]
+        faces = [Synthesizer(g, landmarks=landmarks_in_box(g, (0, 0, 191, 191)), model=model) for g in greys]
+    for grey, s in zip(greys, faces):
+        for e in EXPRESSIONS:
+            out = s.render(expression=e)
+            spread = out.max(axis=2).astype(int) - out.min(axis=2)
+            assert not spread.any(), (e, int(np.count_nonzero(spread)), int(spread.max()))
+            assert not np.array_equal(out[..., 0], grey), e  # and the face changed
+
+
 def test_no_seam_and_nothing_changes_outside_the_mask(london_synth):
     import cv2
 

@@ -412,6 +412,12 @@ class Synthesizer:
         lit = np.zeros((len(_PART_NAMES), 3), np.float32)
         for q, a in ALBEDO.items():
             lit[q] = self._photo_colours.get(q, np.asarray(a, np.float32) * self._light)
+        # A photo without colour (grey, or grey stored as RGB: FER2013, CK+, old photographs)
+        # gets materials without colour, at the brightness cv2's RGB2GRAY gives them: the
+        # albedos' tints drew yellow teeth and red gums into black-and-white pictures.
+        bx0, by0, bx1, by1 = self._src_box
+        if _colourless(self.image[by0:by1, bx0:bx1]):
+            lit[:] = (lit @ _LUMA)[:, None]
         self._lit = lit
         k = max(3, int(0.06 * self.fit.iod_px) | 1)
         self._dilate_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
@@ -629,6 +635,19 @@ def _mouth_colours(lips: np.ndarray, teeth: np.ndarray, landmarks: np.ndarray, l
     if shows_teeth and len(teeth) >= TEETH_COLOUR_AREA * iod * iod:
         out[TEETH] = np.median(teeth.astype(np.float32), axis=0).astype(np.float32)
     return out
+
+
+# cv2.COLOR_RGB2GRAY's weights (ITU-R BT.601)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _colourless(rgb: np.ndarray) -> bool:
+    """Whether an (H, W, 3) uint8 image has no colour: at most 1 % of its pixels (every
+    fourth row and column) have channels more than 3 levels apart (JPEG's chroma noise in a
+    grey picture stored as colour)."""
+    sample = rgb[::4, ::4].astype(np.int16)
+    spread = sample.max(axis=2) - sample.min(axis=2)
+    return bool(np.count_nonzero(spread > 3) <= 0.01 * spread.size)
 
 
 def _corners(xy: np.ndarray) -> np.ndarray:
