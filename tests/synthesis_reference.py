@@ -230,22 +230,31 @@ class ReferenceSynthesizer:
             flat[idx[synthetic]] = material[synthetic]
         rendered = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
         # uncovered eyeball, column by column (texture_transfer.hpp, continue_eyeball): the
-        # lid margin shown below it moves up with the lid; the gap takes the median colour
-        # of the shown eyeball below the margin (3 rows, 5 columns)
+        # lid margin shown next to it moves with the lid; the gap takes the median colour of
+        # the shown eyeball beyond the margin (3 rows, 5 columns). Eyeball shown below: an
+        # upper lid raised; else shown above: a lower lid lowered.
         eye = np.full(tid.shape, -1, np.int8)
         on_eye = np.isin(p, (SCLERA, IRIS))
         eye.reshape(-1)[idx[on_eye]] = (~seen[on_eye]).astype(np.int8)
         margin = int(round(LID_MARGIN * self.fit.scale))
         before = rendered.copy()
-        for x, start, y in _hidden_runs(eye):
+        for x, start, end in _hidden_runs(eye):
             col = eye[:, x]
-            if y + margin >= bh or not (col[y:y + margin + 1] == 0).all():
+            if end + margin < bh and (col[end:end + margin + 1] == 0).all():
+                rows = np.arange(end + margin, min(end + margin + 3, bh))
+                moved_from, moved_to = np.arange(end, end + margin), np.arange(start, start + margin)
+                gap = np.arange(start + margin, end + margin)
+            elif start - margin - 1 >= 0 and (col[start - margin - 1:start] == 0).all():
+                rows = np.arange(start - margin - 1, max(start - margin - 4, -1), -1)
+                moved_from, moved_to = np.arange(start - margin, start), np.arange(end - margin, end)
+                gap = np.arange(start - margin, end - margin)
+            else:
                 continue
-            window = eye[y + margin:y + margin + 3, max(0, x - 2):x + 3]
-            colours = before[y + margin:y + margin + 3, max(0, x - 2):x + 3][window == 0]
+            window = eye[rows, max(0, x - 2):x + 3]
+            colours = before[rows, max(0, x - 2):x + 3][window == 0]
             median = np.sort(colours, axis=0)[len(colours) // 2]
-            rendered[start:start + margin, x] = before[y:y + margin, x]
-            rendered[start + margin:y + margin, x] = median
+            rendered[moved_to, x] = before[moved_from, x]
+            rendered[gap, x] = median
 
         # a photo without teeth between its lips shows no mouth interior worth keeping: as
         # far as the target opens the mouth there, the interior it showed gives way to the

@@ -596,37 +596,57 @@ inline constexpr int kEyeballRows = 3;
 // Eyeball that the target's widened lids uncover was hidden in the photo, so the photo has
 // no colour for it; a flat material colour (face_pixel_colour) showed as a grey arc between
 // lid and eyeball. Each column's run of such pixels is filled from the eyeball the photo
-// did show below it, in two parts:
+// did show next to it, in two parts:
 //  * The photo's lid margin (lashes, eyeliner, the lid's shadow on the eyeball) seldom lies
-//    exactly on the fitted lid: most often it falls on the fitted eyeball, just below the
+//    exactly on the fitted lid: most often it falls on the fitted eyeball, just inside the
 //    lid's edge. Left there, it stays behind as a second lid line, or is drawn out in
-//    stripes, while the lid moves up. So the first `lid_margin` pixels of shown eyeball
-//    below the run move up with the lid, to the top of the run.
-//  * The gap they leave takes the colour of the eyeball below the margin: the per-channel
+//    stripes, while the lid moves. So the first `lid_margin` pixels of shown eyeball next to
+//    the run move with the lid, to the run's far end.
+//  * The gap they leave takes the colour of the eyeball beyond the margin: the per-channel
 //    median of the shown eyeball in a window there (kEyeballRows rows, kEyeballHalfWidth
 //    columns either side), so that a catchlight or a lash is not drawn out into a streak,
 //    and iris continues as iris, sclera as sclera.
-// A column whose shown eyeball below the run is shorter than the margin and one more row
-// (the run ends at the lower lid) keeps the material colour. Runs after transfer_face's
-// pixels are written; sequential, over the eyeballs' box only, reading the composite as
-// transfer_face left it (the result does not depend on the order of the columns).
+// A run with shown eyeball below it is an upper lid raised (surprise, fear), and continues
+// the eyeball below; one without, but with shown eyeball above it, is a lower lid lowered
+// (sadness's eyes looking down, AU64), and continues the eyeball above, where the flat
+// colour drew a grey line along the lower lid. A column whose shown eyeball on both sides is
+// shorter than the margin and one more row keeps the material colour. Runs after
+// transfer_face's pixels are written; sequential, over the eyeballs' box only, reading the
+// composite as transfer_face left it (the result does not depend on the order of the
+// columns).
 inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
     PartPixels px = part_pixels(in, [](std::int8_t p) { return p == kSclera || p == kIris; });
     if (!px.hidden) return;
     capture_colours(px, in, out);
     const int margin = in.lid_margin;
     std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
-    for_each_hidden_run(px, [&](int x, int start, int y) {
-        // shown eyeball below the run: at least the margin and one row under it
+    // shown eyeball from row y on in direction step (+1 down, -1 up): at least the margin and one row more?
+    auto enough_shown = [&](int x, int y, int step) {
         int shown = 0;
-        while (shown <= margin && y + shown <= px.r1 && px.at(x, y + shown) == 0) ++shown;
-        if (shown <= margin) return;
+        while (shown <= margin && y + step * shown >= px.r0 && y + step * shown <= px.r1 &&
+               px.at(x, y + step * shown) == 0)
+            ++shown;
+        return shown > margin;
+    };
+    for_each_hidden_run(px, [&](int x, int start, int end) {
+        // the run [start, end) is continued from the eyeball on side `step` of it: `near` is
+        // the first shown row there, the margin is rows near .. near + step (margin - 1)
+        int step = 0, near = 0;
+        if (enough_shown(x, end, +1)) {
+            step = +1, near = end;
+        } else if (enough_shown(x, start - 1, -1)) {
+            step = -1, near = start - 1;
+        } else {
+            return;
+        }
         int n = 0;
-        for (int wy = y + margin; wy < std::min(y + margin + kEyeballRows, px.r1 + 1); ++wy) {
+        for (int k = 0; k < kEyeballRows; ++k) {
+            const int wy = near + step * (margin + k);
+            if (wy < px.r0 || wy > px.r1) break;
             for (int wx = std::max(px.c0, x - kEyeballHalfWidth); wx <= std::min(px.c1, x + kEyeballHalfWidth); ++wx) {
                 if (px.at(wx, wy) != 0) continue;
                 const std::uint8_t* c = px.colour(wx, wy);
-                for (int k = 0; k < 3; ++k) window[k][n] = c[k];
+                for (int c3 = 0; c3 < 3; ++c3) window[c3][n] = c[c3];
                 ++n;
             }
         }
@@ -635,9 +655,15 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
             std::nth_element(window[k], window[k] + n / 2, window[k] + n);
             median[k] = window[k][n / 2];
         }
-        const int lift = y - start;  // how far the lid moved up here
-        for (int r = start; r < start + margin; ++r) std::memcpy(composite_pixel(in, out, x, r), px.colour(x, r + lift), 3);
-        for (int r = start + margin; r < y + margin; ++r) std::memcpy(composite_pixel(in, out, x, r), median, 3);
+        // the margin moves by the run's length, to the run's far end; the rest of the run
+        // and the margin's old place take the median
+        const int shift = end - start;
+        const int far = step > 0 ? start : end - 1;  // the run's row next to the lid
+        for (int k = 0; k < margin; ++k) {
+            const int r = far + step * k;
+            std::memcpy(composite_pixel(in, out, x, r), px.colour(x, r + step * shift), 3);
+        }
+        for (int k = margin; k < shift + margin; ++k) std::memcpy(composite_pixel(in, out, x, far + step * k), median, 3);
     });
 }
 
