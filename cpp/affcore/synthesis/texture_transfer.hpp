@@ -620,7 +620,7 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
     capture_colours(px, in, out);
     const int margin = in.lid_margin;
     std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
-    // shown eyeball from row y on in direction step (+1 down, -1 up): at least the margin and one row more?
+    // whether rows y, y + step, ... (step +1: down, -1: up) show eyeball for the margin and one row more
     auto enough_shown = [&](int x, int y, int step) {
         int shown = 0;
         while (shown <= margin && y + step * shown >= px.r0 && y + step * shown <= px.r1 &&
@@ -646,7 +646,7 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
             for (int wx = std::max(px.c0, x - kEyeballHalfWidth); wx <= std::min(px.c1, x + kEyeballHalfWidth); ++wx) {
                 if (px.at(wx, wy) != 0) continue;
                 const std::uint8_t* c = px.colour(wx, wy);
-                for (int c3 = 0; c3 < 3; ++c3) window[c3][n] = c[c3];
+                for (int ch = 0; ch < 3; ++ch) window[ch][n] = c[ch];
                 ++n;
             }
         }
