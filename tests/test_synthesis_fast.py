@@ -498,6 +498,19 @@ def _surface_seen_part(s, r):
     return src, seen, part
 
 
+def _eyeballs(s, expression):
+    """For a target over its box: the composite, each pixel's part, the photo's colour at
+    each pixel's surface point (what the composite shows where nothing moved it), the
+    eyeball the photo hid and the eyeball it showed, and the lid margin in pixels."""
+    from affcore.render import sample_bilinear
+
+    _, r, comp, _ = s._face(s.blendshapes(expression))
+    src, seen, part = _surface_seen_part(s, r)
+    unmoved = sample_bilinear(s.image, np.ascontiguousarray(src[..., :2]))
+    eye = np.isin(part, (synthesis.SCLERA, synthesis.IRIS))
+    return comp, part, unmoved, eye & ~seen, eye & seen, int(round(synthesis.LID_MARGIN * s.fit.scale))
+
+
 @pytest.mark.parametrize("k", [0, 3, 7, 12])
 def test_widened_lids_uncover_eyeball_not_a_second_lid_line(model, london_pairs, landmark_cache, k):
     """Surprise widens the lids over eyeball the photo never showed. That eyeball used to
@@ -507,18 +520,10 @@ def test_widened_lids_uncover_eyeball_not_a_second_lid_line(model, london_pairs,
     lid line. Now the margin moves up with the lid, and what lies between the lid and the
     eyeball the photo showed is eyeball-coloured: closer to that eyeball than the flat
     colour was, and closer than the photo's own margin there."""
-    from affcore.render import sample_bilinear
-
     photo, lm = _photo(london_pairs, landmark_cache, k)
     s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
-    _, r, comp, _ = s._face(s.blendshapes("surprise"))
-    src, seen, part = _surface_seen_part(s, r)
-    # the photo's colour at each pixel's surface point: what the composite shows without the move
-    unmoved = sample_bilinear(photo, np.ascontiguousarray(src[..., :2]))
-    eye = np.isin(part, (synthesis.SCLERA, synthesis.IRIS))
-    hidden, shown = eye & ~seen, eye & seen
+    comp, part, unmoved, hidden, shown, margin = _eyeballs(s, "surprise")
     assert hidden.sum() >= 30  # the lids widened
-    margin = int(round(synthesis.LID_MARGIN * s.fit.scale))
     ours, flat, left_behind, photo_margin = [], [], [], []
     for x in np.flatnonzero(hidden.any(axis=0)):
         rows = np.flatnonzero(hidden[:, x])
@@ -547,18 +552,11 @@ def test_lowered_lower_lids_uncover_eyeball_not_a_grey_line(model, london_pairs,
     raised upper lids continue the eyeball below: the lower lid's margin (the photo's rows
     of eyeball next to the lid) moves down with the lid. (The runs are 1-3 pixels tall, no
     taller than the margin, so what they show is the margin.)"""
-    from affcore.render import sample_bilinear
-
     runs, margin_moved = 0, 0
     for k in range(10):
         photo, lm = _photo(london_pairs, landmark_cache, k)
         s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
-        _, r, comp, _ = s._face(s.blendshapes("sadness"))
-        src, seen, part = _surface_seen_part(s, r)
-        unmoved = sample_bilinear(photo, np.ascontiguousarray(src[..., :2]))
-        eye = np.isin(part, (synthesis.SCLERA, synthesis.IRIS))
-        hidden, shown = eye & ~seen, eye & seen
-        margin = int(round(synthesis.LID_MARGIN * s.fit.scale))
+        comp, part, unmoved, hidden, shown, margin = _eyeballs(s, "sadness")
         for x in np.flatnonzero(hidden.any(axis=0)):
             rows = np.flatnonzero(hidden[:, x])
             for run in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1):
