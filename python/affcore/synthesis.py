@@ -306,7 +306,8 @@ class Synthesizer:
     Parameters
     ----------
     image : (H, W, 3) uint8 RGB photo of a (preferably neutral, frontal) face. Grey, RGBA
-        and 16-bit images are converted.
+        and 16-bit images are converted; a grey photo (or grey stored as RGB) renders grey
+        (R = G = B), with the mouth and eyes it uncovers in grey too.
     landmarks : (68, 2) iBUG landmarks in pixels; detected with dlib when omitted (a photo
         of several people of similar size raises SeveralFacesError: give the landmarks of
         the face meant, see :func:`affcore.landmarks.detect_landmarks`).
