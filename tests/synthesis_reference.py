@@ -19,8 +19,8 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
     ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SCLERA_WHITE, SKIN, SKIN_ALBEDO, SOCKET, TEETH,
-    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _face_triangles, _mesh, _mouth_colours,
-    _mouth_opened, _outline_skin)
+    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LUMA, _colourless, _face_triangles, _mesh,
+    _mouth_colours, _mouth_opened, _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -91,8 +91,8 @@ class ReferenceSynthesizer:
         self._target_triangles, self._target_part = self._triangles[keep], self._part[keep]
         self._left_out = self._triangles[~keep]
         self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
-        box = self.image[y0:y1, x0:x1][::4, ::4].astype(np.int16)
-        self._colourless = np.mean(box.max(axis=2) - box.min(axis=2) > 3) <= 0.01
+        # (a pixel statistic, not part of what is tested)
+        self._colourless = _colourless(self.image[y0:y1, x0:x1])
         self._inner_lip = (LANDMARK_VERTICES[list(_INNER_LIP_UPPER)], LANDMARK_VERTICES[list(_INNER_LIP_LOWER)])
         self._interior = np.unique(self._triangles[np.isin(self._part, (SOCKET, GUMS, TEETH))])
         eyes = self._estimate_eye_colours()
@@ -221,7 +221,7 @@ class ReferenceSynthesizer:
             for q, a in ALBEDO.items():
                 lit[p == q] = self._photo_colours.get(q, np.asarray(a) * self._light)
             if self._colourless:  # a grey photo's materials are grey (luminance)
-                lit[:] = (lit @ np.array([0.299, 0.587, 0.114], np.float32))[:, None]
+                lit[:] = (lit @ _LUMA)[:, None]
             mouth = np.isin(p, (SOCKET, GUMS, TEETH))
             # newly uncovered eyeball sits in the shadow of the lid
             shade = np.where(mouth, (0.3 + 0.7 * lambert) * (0.1 + 0.9 * cavity), 0.8)

@@ -143,6 +143,20 @@ def turned_synth(data, model):
     return s
 
 
+def _fer_neutral_crops(data, count):
+    """FER2013's first ``count`` neutral training crops, upscaled to 192 x 192 as augment
+    upscales crops for fitting: [(index in fer2013.npz, (192, 192) uint8 grey)]."""
+    import cv2
+
+    path = data / "fer2013.npz"
+    if not path.is_file():
+        pytest.skip(f"FER2013 not found at {path}")
+    fer = np.load(path)
+    neutral = list(fer["label_names"]).index("neutral")
+    index = np.flatnonzero((fer["labels"] == neutral) & (fer["split"] == "train"))[:count]
+    return [(int(i), cv2.resize(fer["images"][i], (192, 192), interpolation=cv2.INTER_CUBIC)) for i in index]
+
+
 def test_a_turned_face_keeps_its_photo_for_its_own_expression(turned_synth, data, model):
     # The far cheek grazes the camera, and its skin, left out of targets with the outline's
     # (synthesis.RIM_FACING), lies in front of teeth and eyeball; they must not show through
@@ -154,17 +168,15 @@ def test_a_turned_face_keeps_its_photo_for_its_own_expression(turned_synth, data
 
     from affcore.landmarks import detect_faces, landmarks_in_box
 
-    fer = np.load(data / "fer2013.npz")
-    neutral = list(fer["label_names"]).index("neutral")
     changed = []
-    for i in np.flatnonzero((fer["labels"] == neutral) & (fer["split"] == "train"))[:40]:
-        crop = cv2.cvtColor(cv2.resize(fer["images"][i], (192, 192), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
+    for i, grey in _fer_neutral_crops(data, 40):
+        crop = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
         boxes = detect_faces(crop)
         # (a crop is a face: where the detector misses it, augment takes the whole crop)
         box = boxes[0] if len(boxes) == 1 else (0, 0, 191, 191)
         s = Synthesizer(crop, landmarks=landmarks_in_box(crop, box), model=model, threads=1)
         if not np.array_equal(s.render(expression="neutral"), crop):
-            changed.append((int(i), round(s.fit.yaw, 1)))
+            changed.append((i, round(s.fit.yaw, 1)))
     assert not changed, changed
 
 
@@ -197,11 +209,8 @@ def test_a_grey_photo_stays_grey(data, model, source):
     else:
         from affcore.landmarks import landmarks_in_box
 
-        # FER2013's first four neutral crops, upscaled as augment does (before, three of
-        # them showed coloured teeth or mouths)
-        fer = np.load(data / "fer2013.npz")
-        crops = fer["images"][np.flatnonzero(fer["labels"] == list(fer["label_names"]).index("neutral"))[:4]]
-        greys = [cv2.resize(c, (192, 192), interpolation=cv2.INTER_CUBIC) for c in crops]
+        # (before, three of these four showed coloured teeth or mouths)
+        greys = [grey for _, grey in _fer_neutral_crops(data, 4)]
         faces = [Synthesizer(g, landmarks=landmarks_in_box(g, (0, 0, 191, 191)), model=model) for g in greys]
     for grey, s in zip(greys, faces):
         for e in EXPRESSIONS:
