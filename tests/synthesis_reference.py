@@ -8,6 +8,7 @@ from typing import Mapping
 
 import numpy as np
 
+from affcore._eyelids import carry_upper_lids, screen_down, upper_lid_layout
 from affcore.blend import poisson_blend
 from affcore.fitting import FitResult, fit
 from affcore.images import as_rgb8
@@ -90,6 +91,12 @@ class ReferenceSynthesizer:
         keep[:len(mesh.skin_triangles)] = ~_outline_skin(mesh, local, covered, (x0, y0), self.fit.iod_px)
         self._target_triangles, self._target_part = self._triangles[keep], self._part[keep]
         self._left_out = self._triangles[~keep]
+        # the upper lids' skin, laid out again under targets that move a lid down (the shared
+        # geometry of affcore._eyelids, like _mouth_opened's)
+        self._lid_vertices = mesh.vertices
+        self._down = screen_down(self.fit.rotation)
+        self._upper_lids = upper_lid_layout(mesh.upper_lids, mesh.neutral[:, 0], local[:, :2], self._down,
+                                            self.fit.scale)
         self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
         # (a pixel statistic, not part of what is tested)
         self._colourless = _colourless(self.image[y0:y1, x0:x1])
@@ -195,6 +202,11 @@ class ReferenceSynthesizer:
         covered = tid >= 0
         # where each covered pixel's surface point lay in the photo, and how deep
         src_attr = np.ascontiguousarray(self._source_screen)
+        v = self._lid_vertices
+        lids = carry_upper_lids(screen[v, :2], src_attr[v, :2], self._upper_lids, self._down, self.fit.scale)
+        if lids is not None:
+            src_attr = src_attr.copy()
+            src_attr[v[lids[0]], :2] += lids[1]
         src = interpolate(src_attr, tris, tid, r.barycentrics, threads=self.threads)
         part = np.full(tid.shape, -1, np.int8)
         part[covered] = self._target_part[tid[covered]]

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from . import _core, affect
+from ._eyelids import carry_upper_lids, screen_down, upper_lid_layout, upper_lid_vertices
 from ._device import resolve_device
 from .blend import poisson_blend
 from .fitting import FitResult, fit
@@ -254,6 +255,7 @@ class _Mesh:
     skin_triangles: np.ndarray   # (Ts, 3) int32: the skin's triangles, `triangles`' first Ts
     skin_outline: np.ndarray     # (N,) bool: vertices on the skin's outer boundary
     inner_face: np.ndarray       # (Ts,) bool: skin triangles around the eyes, nose and mouth (_inner_face)
+    upper_lids: list             # _eyelids.UpperLidVertices of each eye
     neutral: np.ndarray          # (N, 3) float32
     identity: np.ndarray         # (K, N, 3) float32
     expression: np.ndarray       # (E, N, 3) float32
@@ -286,6 +288,8 @@ def _mesh(model: FaceModel) -> _Mesh:
         skin_triangles=np.ascontiguousarray(local[part == SKIN]),
         skin_outline=_outer_boundary(local[part == SKIN], len(verts)),
         inner_face=_inner_face(model.neutral_vertices, tris[part == SKIN]),
+        upper_lids=upper_lid_vertices(model.neutral_vertices[verts], local[part == SKIN],
+                                      [np.searchsorted(verts, LANDMARK_VERTICES[a:a + 6]) for a in (36, 42)]),
         neutral=np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32),
         identity=np.ascontiguousarray(model.identity_basis[:, verts], dtype=np.float32),
         expression=np.ascontiguousarray(model.expression_basis[:, verts], dtype=np.float32),
@@ -373,6 +377,9 @@ class Synthesizer:
         self._camera = (np.ascontiguousarray(self.fit.rotation, dtype=np.float64), float(self.fit.scale),
                         np.ascontiguousarray(self.fit.translation, dtype=np.float64))
         self._source_screen = self._screen(self.fit.expression)
+        self._down = screen_down(self.fit.rotation)
+        self._upper_lids = upper_lid_layout(mesh.upper_lids, mesh.neutral[:, 0], self._source_screen[:, :2],
+                                            self._down, self.fit.scale)
         iod = self.fit.iod_px
         self._margin = int(np.ceil(0.25 * iod)) + 2
         # visibility of the fitted face in the photo: a depth buffer over its bounding box
@@ -559,6 +566,7 @@ class Synthesizer:
         if len(self._raster_triangles) > len(self._target_triangles):
             r.triangle_id[r.triangle_id >= len(self._target_triangles)] = -1
         # the face: the photo where it showed the surface, shaded materials where it did not
+        source = self._target_sources(screen)
         sx0, sy0 = self._src_box[:2]
         lip = float(screen[self._mesh.lip, 2].mean())
         # the displacement field comes as block means: its extension works at a quarter of
@@ -566,7 +574,7 @@ class Synthesizer:
         reduce = _BLOCK if min(bh, bw) >= 64 else 1
         comp, disp, known = _core.transfer_face(
             self.image, r.triangle_id, r.barycentrics, r.depth, self._target_triangles, self._target_part,
-            self._source_screen, screen, self._target_shaded, self._src_raster.depth, (sx0, sy0), (x0, y0),
+            source, screen, self._target_shaded, self._src_raster.depth, (sx0, sy0), (x0, y0),
             # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
             skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression),
@@ -576,6 +584,18 @@ class Synthesizer:
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small
+
+    def _target_sources(self, screen: np.ndarray) -> np.ndarray:
+        """Where a target with vertices at ``screen`` samples each vertex in the photo (N, 3):
+        where the fit put it, except on upper lids that move down relative to the skin above
+        them, whose skin is laid out again (affcore._eyelids)."""
+        lids = carry_upper_lids(screen[:, :2], self._source_screen[:, :2], self._upper_lids, self._down,
+                                self.fit.scale)
+        if lids is None:
+            return self._source_screen
+        source = self._source_screen.copy()
+        source[lids[0], :2] += lids[1]
+        return source
 
     def _compose(self, blendshapes: np.ndarray):
         """The box worked on, the composite over it (rendered face + warped surroundings;

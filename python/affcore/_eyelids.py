@@ -1,0 +1,184 @@
+"""Where the skin of a moving upper lid is sampled in the photo.
+
+A target moves an upper lid's margin up (surprise, fear) or down (sadness looks down) and
+the skin between the margin and the brow stretches or unfolds with it. The model spreads
+that motion unevenly: most of it falls on the fold above the lid, which the photo shows
+edge-on, a few pixels tall. Sampled where the model puts it, that sliver of the photo was
+drawn out to ten or twenty rows, and whatever varied along it (lashes, the crease's edge)
+became vertical streaks (`008` and `024` under sadness and surprise).
+
+Instead, the photo's lid is laid out again column by column: the lash line
+(``UPPER_LID_RIGID`` above the margin) moves with the margin unstretched, and the photo's
+skin from there up to ``UPPER_LID_REACH`` above the margin covers the target's lid from
+there up to where that height went, evenly. Above the reach, and for a lid that moves no
+further than the skin above it, the model's own correspondence stays.
+
+Everything here works on the vertices' screen positions, in pixels: per photo
+(:func:`upper_lid_layout`) and per target (:func:`carry_upper_lids`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# The lash line, in cm above the margin: moved with the margin, unstretched. (LID_MARGIN's
+# thickness of the photo's lid margin, lashes and eyeliner.)
+UPPER_LID_RIGID = 0.13
+# How far above the margin, in cm of the photo, the lid is laid out again: the lid and the
+# fold above it, below the brow (the London photos' brows begin 0.6-1.2 cm above the margin).
+UPPER_LID_REACH = 0.7
+# Where the reach's top meets the model's own correspondence, the displacement of the skin
+# there is read from the vertices within this band above it (cm of the photo).
+_TOP_BAND = 0.1
+# ...averaged along the lid with a Gaussian of this width (cm on the neutral face): the band
+# holds several rows of vertices, which move apart under a raised brow, and interpolating
+# between them left to right made the layout's stretch jagged.
+_TOP_SIGMA = 0.1
+# A lid that moves down relative to the skin at the reach's top by less than this (cm) is
+# laid out only in part (in proportion), so the layout sets in continuously.
+_ONSET = 0.05
+# Beyond the eye's corners the layout fades out over this fraction of the eye's width.
+_CORNER_FADE = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class UpperLidVertices:
+    """The model's vertices of one upper lid (indices into the mesh's vertices)."""
+
+    margin: np.ndarray      # the lid's margin, left to right on the neutral face
+    skin: np.ndarray        # skin above the margin, out past the eye's corners
+    fade: np.ndarray        # (len(skin),) float32 in [0, 1]: 1 between the corners, to 0 beyond
+
+
+@dataclasses.dataclass(frozen=True)
+class UpperLidLayout:
+    """One upper lid of a fitted photo (:func:`upper_lid_layout`)."""
+
+    margin: np.ndarray      # as UpperLidVertices.margin
+    margin_x: np.ndarray    # their x on the neutral face (increasing)
+    skin: np.ndarray        # the lid's skin within the reach
+    skin_x: np.ndarray
+    height: np.ndarray      # (len(skin),) px: its height above the margin in the photo
+    fade: np.ndarray        # (len(skin),)
+    top: np.ndarray         # the skin just above the reach
+    top_weights: np.ndarray  # (len(skin), len(top)) float32: each skin vertex's average of them
+
+
+def screen_down(rotation: np.ndarray) -> np.ndarray:
+    """(2,) unit vector on screen along which the face's y axis points down, for a fit's
+    rotation (FitResult.project: screen x = s (R v)_x + t, screen y = -s (R v)_y + t)."""
+    down = np.array([-rotation[0, 1], rotation[1, 1]], np.float64)
+    return down / max(float(np.linalg.norm(down)), 1e-12)
+
+
+def _rings(triangles: np.ndarray, start: np.ndarray, n: int, count: int) -> np.ndarray:
+    """(n,) int: each vertex's number of edges from ``start`` (0) up to ``count``; -1 beyond."""
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    edges = np.concatenate([edges, edges[:, ::-1]])
+    ring = np.full(n, -1)
+    ring[start] = 0
+    for k in range(1, count + 1):
+        reached = edges[ring[edges[:, 0]] == k - 1, 1]
+        reached = reached[ring[reached] < 0]
+        ring[reached] = k
+    return ring
+
+
+def upper_lid_vertices(neutral: np.ndarray, skin_triangles: np.ndarray, eye_landmarks) -> list[UpperLidVertices]:
+    """The two upper lids of a face mesh.
+
+    ``neutral`` (N, 3): the neutral face (cm, y up); ``skin_triangles`` (T, 3) the skin's
+    triangles; ``eye_landmarks``: for each eye, the vertices of its six iBUG points (outer
+    corner, the two upper lid points, inner corner, the two lower ones; either eye's order).
+    The skin is open at each eye, its edge rolling in behind the lids; the margin is the
+    ring of vertices around that opening that the upper lid's landmarks lie on, above the
+    line between the corners.
+    """
+    n = len(neutral)
+    edges = np.sort(np.concatenate([skin_triangles[:, [0, 1]], skin_triangles[:, [1, 2]],
+                                    skin_triangles[:, [2, 0]]]), axis=1)
+    unique, count = np.unique(edges, axis=0, return_counts=True)
+    open_edge = np.unique(unique[count == 1])
+    lids = []
+    for eye in eye_landmarks:
+        eye = np.asarray(eye)
+        xy = neutral[:, :2]
+        centre = xy[eye].mean(axis=0)
+        corners = xy[eye[[0, 3]]]
+        width = float(np.abs(corners[1, 0] - corners[0, 0]))
+        # the opening's edge: the skin's open edges around this eye
+        opening = open_edge[np.linalg.norm(xy[open_edge] - centre, axis=1) < width]
+        upper_ring = int(_rings(skin_triangles, opening, n, 8)[eye[[1, 2]]].max())
+        if len(opening) == 0 or upper_ring < 0:  # not a mesh open at the eyes: no layout
+            continue
+        ring = _rings(skin_triangles, opening, n, upper_ring)
+        lo, hi = np.sort(corners[:, 0])
+        left, right = corners[np.argsort(corners[:, 0])]
+        corner_line = np.interp(xy[:, 0], [left[0], right[0]], [left[1], right[1]])
+        margin = np.flatnonzero((ring == upper_ring) & (xy[:, 1] > corner_line) & (xy[:, 0] > lo) & (xy[:, 0] < hi))
+        margin = margin[np.argsort(xy[margin, 0])]
+        used = np.unique(skin_triangles)
+        above = xy[used, 1] - np.interp(xy[used, 0], xy[margin, 0], xy[margin, 1])
+        reach = _CORNER_FADE * width * 1.25
+        # (the rings inside the margin roll in behind the lid with it)
+        skin = used[(xy[used, 0] > lo - reach) & (xy[used, 0] < hi + reach) & (above > -0.05) & (above < 2.0)
+                    & (ring[used] < 0)]
+        fade_width = _CORNER_FADE * width
+        fade = np.clip(np.minimum(xy[skin, 0] - lo, hi - xy[skin, 0]) / fade_width + 1.0, 0.0, 1.0)
+        lids.append(UpperLidVertices(margin=margin, skin=skin, fade=fade.astype(np.float32)))
+    return lids
+
+
+def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source_xy: np.ndarray,
+                     down: np.ndarray, scale: float) -> list[UpperLidLayout]:
+    """The upper lids of a fitted photo: ``source_xy`` (N, 2) the vertices in the photo
+    (px), ``down`` the unit vector in the photo along which the face's y axis points down,
+    ``scale`` pixels per cm, ``neutral_x`` (N,) the vertices' x on the neutral face."""
+    out = []
+    for lid in lids:
+        margin_x = neutral_x[lid.margin]
+        along = source_xy @ down
+        height = np.interp(neutral_x[lid.skin], margin_x, along[lid.margin]) - along[lid.skin]
+        within = height < UPPER_LID_REACH * scale
+        top = (~within) & (height < (UPPER_LID_REACH + _TOP_BAND) * scale)
+        top = lid.skin[top]
+        if len(top) == 0:
+            continue
+        skin = lid.skin[within]
+        weights = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, top]) / _TOP_SIGMA) ** 2)
+        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-30)
+        out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, skin=skin, skin_x=neutral_x[skin],
+                                  height=height[within].astype(np.float32), fade=lid.fade[within],
+                                  top=top, top_weights=weights.astype(np.float32)))
+    return out
+
+
+def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[UpperLidLayout],
+                     down: np.ndarray, scale: float):
+    """Where the upper lids' skin is sampled in the photo under a target, laid out again
+    (see the module's docstring): ``(vertices, moves)``, the vertices (K,) whose photo
+    position ``source_xy`` (N, 2) changes and by how much, (K, 2) px; None when no lid moves
+    down relative to the skin above it. ``target_xy`` (N, 2): the vertices on screen under
+    the target."""
+    vertices, moves = [], []
+    rigid, reach = UPPER_LID_RIGID * scale, UPPER_LID_REACH * scale
+    for lid in layout:
+        def moved(v):  # how far these vertices move down, px
+            return (target_xy[v] - source_xy[v]) @ down
+
+        margin_moved = np.interp(lid.skin_x, lid.margin_x, moved(lid.margin))
+        lowered = np.maximum(margin_moved - lid.top_weights @ moved(lid.top), 0.0)
+        weight = np.clip(lowered / (_ONSET * scale), 0.0, 1.0) * lid.fade
+        if not weight.any():
+            continue
+        # height above the margin under the target, and the photo's height it shows: the
+        # same on the lash line, then the photo's rigid..reach over the target's rigid..
+        # (reach + lowered), evenly
+        above = np.interp(lid.skin_x, lid.margin_x, target_xy[lid.margin] @ down) - target_xy[lid.skin] @ down
+        shown = np.where(above <= rigid, above, rigid + (above - rigid) * (reach - rigid) / (reach - rigid + lowered))
+        vertices.append(lid.skin)
+        moves.append((weight * (lid.height - shown))[:, None] * down)
+    if not vertices:
+        return None
+    return np.concatenate(vertices), np.concatenate(moves)
