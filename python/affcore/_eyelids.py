@@ -7,7 +7,7 @@ edge-on, a few pixels tall. Sampled where the model puts it, that sliver of the 
 drawn out to ten or twenty rows, and whatever varied along it (lashes, the crease's edge)
 became vertical streaks (`008` and `024` under sadness and surprise).
 
-Instead, the photo's lid is laid out again column by column: the lash line
+Instead, the photo's lid is laid out again: the lash line
 (``UPPER_LID_RIGID`` above the margin) moves with the margin unstretched, and the photo's
 skin from there up to ``UPPER_LID_REACH`` above the margin covers the target's lid from
 there up to where that height went, evenly. Above the reach, and for a lid that moves no
