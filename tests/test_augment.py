@@ -229,6 +229,48 @@ def test_one_worker_equals_two(reference, fer_npz, model, tmp_path):
         augment(fer_npz, TARGETS, tmp_path, workers=1, limit=8, progress=False, model=model.path)
 
 
+def test_fits_that_miss_their_landmarks_are_refused(reference, fer_npz, model, tmp_path):
+    """max_fit_error: a face whose fit misses its landmarks by more than that (RMS, in
+    inter-ocular distances) fails with the reason and renders nothing (landmarks found in
+    the wrong place, as on profiles taken whole as their crop's face, put the mouth on the
+    chin); the others come out as without it, byte for byte."""
+    from affcore import augment
+
+    ref_out, ref = reference
+    first = [r for r in ref if r["seq"] < 8]
+    errors = sorted({r["rms_iod"] for r in first if r["rms_iod"] is not None})
+    assert len(errors) >= 4
+    limit = 0.5 * (errors[len(errors) // 2 - 1] + errors[len(errors) // 2])  # between two of the fits
+    m = augment(fer_npz, TARGETS, tmp_path / "out", workers=1, limit=8, progress=False, model=model.path,
+                max_fit_error=limit)
+    rows = list(m)
+    assert len(rows) == len(first)
+    refused = 0
+    for r, q in zip(rows, first):
+        if q["status"] == "ok" and q["rms_iod"] > limit:
+            refused += 1
+            assert r["status"] == "failed" and "more than max_fit_error" in r["error"], r
+            assert r["output"] == r["crop"] == "" and r["rms_iod"] == q["rms_iod"]  # the fit is still reported
+            assert not (tmp_path / "out" / q["output"]).exists() and not (tmp_path / "out" / q["crop"]).exists()
+        else:
+            assert r == q
+            for k in ("output", "crop"):
+                if r[k]:
+                    assert (tmp_path / "out" / r[k]).read_bytes() == (ref_out / r[k]).read_bytes()
+    assert 0 < refused < len(rows)
+    assert m.counts["faces_ok"] == sum(q["status"] == "ok" for q in first) - refused
+    # a job is resumed only with the same limit
+    with pytest.raises(JobError, match="max_fit_error"):
+        augment(fer_npz, TARGETS, tmp_path / "out", workers=1, limit=8, progress=False, model=model.path,
+                resume=True)
+    for bad in (0, -0.1, 1.5, float("nan"), "0.04", True):
+        with pytest.raises(ValueError, match="max_fit_error"):
+            augment(fer_npz, TARGETS, tmp_path / "bad", workers=0, limit=1, progress=False, model=model.path,
+                    max_fit_error=bad)
+    r = _cli(fer_npz, "--targets", TARGETS, "--out", tmp_path / "cli", "--max-fit-error", "2", "--model", model.path)
+    assert r.returncode != 0 and "max_fit_error" in r.stderr, r.stderr
+
+
 @pytest.fixture(scope="session")
 def bad_folder(data, tmp_path_factory):
     from PIL import Image

@@ -598,6 +598,10 @@ def _process_item(item: Item) -> dict:
         f = synth.fit
         rec["fit"] = {"rms_px": f.rms_px, "rms_iod": f.rms_iod, "iod_px": f.iod_px, "yaw": f.yaw, "pitch": f.pitch,
                       "roll": f.roll}
+        limit = cfg.get("max_fit_error")
+        if limit is not None and f.rms_iod > limit:
+            raise ValueError(f"the fit misses the landmarks by {f.rms_iod:.4f} inter-ocular distances (RMS), more "
+                             f"than max_fit_error {limit:g}: the landmarks ({face}) are probably misplaced")
         src_desc = _descriptor(image, lm) if cfg.get("identity") else None
     except Exception as e:  # noqa: BLE001  (any bad input is recorded, the job goes on)
         rec["status"], rec["error"] = "failed", _error_text(e)
@@ -834,8 +838,9 @@ class JobError(ValueError):
 def augment(input, targets, out, *, workers: int | None = None, resume: bool = False, engine: str = "local",
             address: str | None = None, npz_split: str | None = None, npz_label=None, npz_key: str = "images",
             limit: int | None = None, fit_size: int = 192, identity: bool = False, parquet: bool = False,
-            model=None, shading=None, progress: bool = True, start_method: str = "spawn", fsync: bool = True,
-            max_in_flight: int | None = None, log=None, on_result=None) -> Manifest:
+            model=None, shading=None, max_fit_error: float | None = None, progress: bool = True,
+            start_method: str = "spawn", fsync: bool = True, max_in_flight: int | None = None, log=None,
+            on_result=None) -> Manifest:
     """Synthesize every target of ``targets`` on every face of ``input``; see ``docs/augment.md``.
 
     Parameters
@@ -861,6 +866,12 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
     model : path of the face model (default: :func:`affcore.find_model`).
     shading : path of an expression shading file (``affcore shading build``) to synthesize
         with; None (default) renders with the photos' texture alone.
+    max_fit_error : refuse a face whose fit misses its landmarks by more than this RMS, in
+        inter-ocular distances (in (0, 1]; the manifest's ``rms_iod``): it fails with the
+        reason, and nothing is rendered from it. Landmarks found in the wrong place (a
+        profile or a face on its side taken whole as its crop's face) fit badly and gave
+        faces with the mouth on the chin; see ``docs/augment.md`` for the rates on FER2013.
+        None (default): every fit is used.
     progress : show a tqdm progress bar (faces/s and ETA) on stderr.
     start_method : "spawn" or "forkserver" for the worker processes.
     fsync : fsync every output file before its rename (off only for throw-away runs).
@@ -882,6 +893,12 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     if not isinstance(fit_size, int) or not 48 <= fit_size <= 2048:
         raise ValueError(f"fit_size must be an integer in [48, 2048], got {fit_size!r}")
+    if max_fit_error is not None:
+        if isinstance(max_fit_error, bool) or not isinstance(max_fit_error, (int, float)) \
+                or not 0 < max_fit_error <= 1:
+            raise ValueError(f"max_fit_error must be a number in (0, 1] (inter-ocular distances) or None, "
+                             f"got {max_fit_error!r}")
+        max_fit_error = float(max_fit_error)
     out = Path(out).expanduser().resolve()
     src = _Input(input, npz_split, npz_label, limit, npz_key, skip=out)
     model_path = str(find_model(model))
@@ -899,6 +916,8 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
            "identity": bool(identity), **src.options}
     if shading_id is not None:  # (absent otherwise: jobs started before shading existed resume)
         job["shading"] = shading_id
+    if max_fit_error is not None:  # (the same)
+        job["max_fit_error"] = max_fit_error
     job_path, journal_path = out / "job.json", out / "journal.jsonl"
     if job_path.exists():
         if not resume:
@@ -927,7 +946,8 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
         skipped = sum(1 for o in offsets if o >= 0)
 
         config = {"model_path": model_path, "targets": tlist, "out": str(out), "fit_size": fit_size,
-                  "identity": bool(identity), "fsync": bool(fsync), "shading_path": shading_path}
+                  "identity": bool(identity), "fsync": bool(fsync), "shading_path": shading_path,
+                  "max_fit_error": max_fit_error}
         todo = (it for it in src.items() if offsets[it.seq] < 0)
         processed = 0
         if skipped < src.count:
@@ -993,7 +1013,8 @@ def _cmd_augment(args) -> int:
     m = augment(args.input, args.targets, args.out, workers=args.workers, resume=args.resume, engine=args.engine,
                 address=args.address, npz_split=args.npz_split, npz_label=args.npz_label, npz_key=args.npz_key,
                 limit=args.limit, fit_size=args.fit_size, identity=args.identity, parquet=args.parquet,
-                model=args.model, shading=args.shading, progress=not args.quiet, fsync=not args.no_fsync,
+                model=args.model, shading=args.shading, max_fit_error=args.max_fit_error, progress=not args.quiet,
+                fsync=not args.no_fsync,
                 log=None if args.quiet else (lambda s: tqdm.write(f"affcore augment: {s}", file=sys.stderr)))
     c = m.counts
     rate = c["processed"] * (c["rows"] / max(c["inputs"], 1)) / max(c["seconds"], 1e-9)
@@ -1031,6 +1052,9 @@ def add_augment_command(subparsers) -> None:
     a.add_argument("--fit-size", type=int, default=192, metavar="PX",
                    help="upscale smaller .npz crops to this size for fitting (default 192)")
     a.add_argument("--identity", action="store_true", help="record the dlib face-descriptor distance to the source")
+    a.add_argument("--max-fit-error", type=float, metavar="IOD",
+                   help="refuse faces whose fit misses the landmarks by more than this RMS, in inter-ocular "
+                        "distances (e.g. 0.045; see docs/augment.md); default: use every fit")
     a.add_argument("--parquet", action="store_true", help="also write OUT/manifest.parquet (needs pyarrow)")
     a.add_argument("--no-fsync", action="store_true",
                    help="do not fsync output files (faster; still safe against a killed job, not a power cut)")
