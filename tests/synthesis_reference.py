@@ -93,7 +93,7 @@ class ReferenceSynthesizer:
         self._left_out = self._triangles[~keep]
         # the upper lids' skin, laid out again under targets that move a lid down (the shared
         # geometry of affcore._eyelids, like _mouth_opened's)
-        self._lid_vertices = mesh.vertices
+        self._mesh_vertices = mesh.vertices  # (the fast path's mesh indexes these model vertices)
         self._down = screen_down(self.fit.rotation)
         self._upper_lids = upper_lid_layout(mesh.upper_lids, mesh.neutral[:, 0], local[:, :2], self._down,
                                             self.fit.scale)
@@ -202,7 +202,7 @@ class ReferenceSynthesizer:
         covered = tid >= 0
         # where each covered pixel's surface point lay in the photo, and how deep
         src_attr = np.ascontiguousarray(self._source_screen)
-        v = self._lid_vertices
+        v = self._mesh_vertices
         lids = carry_upper_lids(screen[v, :2], src_attr[v, :2], self._upper_lids, self._down, self.fit.scale)
         if lids is not None:
             src_attr = src_attr.copy()

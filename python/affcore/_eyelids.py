@@ -109,8 +109,10 @@ def upper_lid_vertices(neutral: np.ndarray, skin_triangles: np.ndarray, eye_land
         width = float(np.abs(corners[1, 0] - corners[0, 0]))
         # the opening's edge: the skin's open edges around this eye
         opening = open_edge[np.linalg.norm(xy[open_edge] - centre, axis=1) < width]
+        if len(opening) == 0:  # not a mesh open at the eyes: no layout
+            continue
         upper_ring = int(_rings(skin_triangles, opening, n, 8)[eye[[1, 2]]].max())
-        if len(opening) == 0 or upper_ring < 0:  # not a mesh open at the eyes: no layout
+        if upper_ring < 0:  # the lid's landmarks are not near the opening
             continue
         ring = _rings(skin_triangles, opening, n, upper_ring)
         lo, hi = np.sort(corners[:, 0])
@@ -120,9 +122,10 @@ def upper_lid_vertices(neutral: np.ndarray, skin_triangles: np.ndarray, eye_land
         margin = margin[np.argsort(xy[margin, 0])]
         used = np.unique(skin_triangles)
         above = xy[used, 1] - np.interp(xy[used, 0], xy[margin, 0], xy[margin, 1])
-        reach = _CORNER_FADE * width * 1.25
-        # (the rings inside the margin roll in behind the lid with it)
-        skin = used[(xy[used, 0] > lo - reach) & (xy[used, 0] < hi + reach) & (above > -0.05) & (above < 2.0)
+        beyond = _CORNER_FADE * width * 1.25  # past the corners: the fade and a little more
+        # up to 2 cm above the margin, well past the brow (the reach is measured in the photo,
+        # per photo); not the rings inside the margin, which roll in behind the lid with it
+        skin = used[(xy[used, 0] > lo - beyond) & (xy[used, 0] < hi + beyond) & (above > -0.05) & (above < 2.0)
                     & (ring[used] < 0)]
         fade_width = _CORNER_FADE * width
         fade = np.clip(np.minimum(xy[skin, 0] - lo, hi - xy[skin, 0]) / fade_width + 1.0, 0.0, 1.0)
