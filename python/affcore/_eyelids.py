@@ -100,10 +100,11 @@ def upper_lid_vertices(neutral: np.ndarray, skin_triangles: np.ndarray, eye_land
                                     skin_triangles[:, [2, 0]]]), axis=1)
     unique, count = np.unique(edges, axis=0, return_counts=True)
     open_edge = np.unique(unique[count == 1])
+    used = np.unique(skin_triangles)
+    xy = neutral[:, :2]
     lids = []
     for eye in eye_landmarks:
         eye = np.asarray(eye)
-        xy = neutral[:, :2]
         centre = xy[eye].mean(axis=0)
         corners = xy[eye[[0, 3]]]
         width = float(np.abs(corners[1, 0] - corners[0, 0]))
@@ -120,7 +121,6 @@ def upper_lid_vertices(neutral: np.ndarray, skin_triangles: np.ndarray, eye_land
         corner_line = np.interp(xy[:, 0], [left[0], right[0]], [left[1], right[1]])
         margin = np.flatnonzero((ring == upper_ring) & (xy[:, 1] > corner_line) & (xy[:, 0] > lo) & (xy[:, 0] < hi))
         margin = margin[np.argsort(xy[margin, 0])]
-        used = np.unique(skin_triangles)
         above = xy[used, 1] - np.interp(xy[used, 0], xy[margin, 0], xy[margin, 1])
         beyond = _CORNER_FADE * width * 1.25  # past the corners: the fade and a little more
         # up to 2 cm above the margin, well past the brow (the reach is measured in the photo,
@@ -138,10 +138,10 @@ def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source
     """The upper lids of a fitted photo: ``source_xy`` (N, 2) the vertices in the photo
     (px), ``down`` the unit vector in the photo along which the face's y axis points down,
     ``scale`` pixels per cm, ``neutral_x`` (N,) the vertices' x on the neutral face."""
+    along = source_xy @ down
     out = []
     for lid in lids:
         margin_x = neutral_x[lid.margin]
-        along = source_xy @ down
         height = np.interp(neutral_x[lid.skin], margin_x, along[lid.margin]) - along[lid.skin]
         within = height < UPPER_LID_REACH * scale
         top = (~within) & (height < (UPPER_LID_REACH + _TOP_BAND) * scale)
@@ -164,12 +164,12 @@ def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[
     position ``source_xy`` (N, 2) changes and by how much, (K, 2) px; None when no lid moves
     down relative to the skin above it. ``target_xy`` (N, 2): the vertices on screen under
     the target."""
+    def moved(v):  # how far these vertices move down, px
+        return (target_xy[v] - source_xy[v]) @ down
+
     vertices, moves = [], []
     rigid, reach = UPPER_LID_RIGID * scale, UPPER_LID_REACH * scale
     for lid in layout:
-        def moved(v):  # how far these vertices move down, px
-            return (target_xy[v] - source_xy[v]) @ down
-
         margin_moved = np.interp(lid.skin_x, lid.margin_x, moved(lid.margin))
         lowered = np.maximum(margin_moved - lid.top_weights @ moved(lid.top), 0.0)
         weight = np.clip(lowered / (_ONSET * scale), 0.0, 1.0) * lid.fade

@@ -598,10 +598,10 @@ def _process_item(item: Item) -> dict:
         f = synth.fit
         rec["fit"] = {"rms_px": f.rms_px, "rms_iod": f.rms_iod, "iod_px": f.iod_px, "yaw": f.yaw, "pitch": f.pitch,
                       "roll": f.roll}
-        limit = cfg.get("max_fit_error")
-        if limit is not None and f.rms_iod > limit:
+        max_error = cfg.get("max_fit_error")
+        if max_error is not None and f.rms_iod > max_error:
             raise ValueError(f"the fit misses the landmarks by {f.rms_iod:.4f} inter-ocular distances (RMS), more "
-                             f"than max_fit_error {limit:g}: the landmarks ({face}) are probably misplaced")
+                             f"than max_fit_error {max_error:g}: the landmarks ({face}) are probably misplaced")
         src_desc = _descriptor(image, lm) if cfg.get("identity") else None
     except Exception as e:  # noqa: BLE001  (any bad input is recorded, the job goes on)
         rec["status"], rec["error"] = "failed", _error_text(e)
