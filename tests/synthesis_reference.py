@@ -287,14 +287,17 @@ class ReferenceSynthesizer:
             rendered[shown] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
         # thin slivers of hidden mouth interior next to shown interior take the shown
         # neighbour's colour, halves from above and below, as far as the target leaves the
-        # mouth as it was (texture_transfer.hpp, fill_mouth_slivers); taller runs keep the
-        # cavity's shading
+        # mouth as it was (texture_transfer.hpp, fill_mouth_slivers); in a photo of closed
+        # lips, so do those between lip and lip; taller runs keep the cavity's shading
         sliver = int(round(MOUTH_SLIVER * self.fit.scale))
         before = rendered.copy()
         for x, start, y in _hidden_runs(mouth) if sliver > 0 else []:
             col = mouth[:, x]
             above = start > 0 and col[start - 1] == 0
             below = y < bh and col[y] == 0
+            if not (above or below) and not self._shows_teeth:
+                above = start > 0 and col[start - 1] == -1 and tid[start - 1, x] >= 0
+                below = y < bh and col[y] == -1 and tid[y, x] >= 0
             if y - start > sliver or not (above or below):
                 continue
             split = start + (y - start + 1) // 2 if above and below else (y if above else start)

@@ -336,8 +336,8 @@ void bind_synthesis(pybind11::module_& m) {
           "`mouth_sliver` pixels tall take the colour of the shown interior beside them; `mouth_opened` (V,) "
           "float32 in [0, 1], optional, for photos of closed lips: how far the target opens the mouth at each "
           "interior vertex, to which degree the interior the photo showed gives way to the shaded materials, "
-          "and those thin runs take their neighbour's colour only as far as the target leaves the mouth as it "
-          "was. See affcore.synthesis.");
+          "and those thin runs (and, there, thin runs between lip and lip) take their neighbour's colour only as "
+          "far as the target leaves the mouth as it was. See affcore.synthesis.");
     m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
           "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");

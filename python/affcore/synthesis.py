@@ -184,7 +184,9 @@ LID_MARGIN = 0.13
 # Tallest sliver of mouth interior, in cm, that the photo hid but that borders interior the
 # photo showed (its lips, where the fit lies a little open on them), taking the colour of
 # that neighbour rather than the cavity's dark shading, which drew a thin dark line across
-# the lower lip (texture_transfer.hpp, fill_mouth_slivers). 5 pixels on the London photos.
+# the lower lip (texture_transfer.hpp, fill_mouth_slivers). In a photo of closed lips, a
+# sliver between lip and lip takes the lip too (sadness's corners part the model's lips by
+# a few pixels, and the cavity showed there as black notches). 5 pixels on the London photos.
 MOUTH_SLIVER = 0.15
 # How far a target opens the mouth beyond the fit, in cm of gap between the inner lips, over
 # which the colours that a photo of closed lips shows between the fitted lips (lip, and the

@@ -688,20 +688,34 @@ inline std::uint8_t mix_u8(float a, float b, float f) { return to_u8((1.0f - f) 
 // runs are openings the target makes, and keep their shading. In a photo of closed lips,
 // the neighbours are lip, which gives way to the shading as the target opens the mouth
 // (shade_opened_mouth), and the runs take their colour only to the degree that the target
-// leaves the mouth as it was (1 - mouth_opened). After the pixel pass and
-// shade_opened_mouth, over the mouth interior's box only, reading the composite as they
-// left it.
+// leaves the mouth as it was (1 - mouth_opened). There, a run may also lie between lip and
+// lip with no shown interior beside it: where the target parts the model's closed lips by a
+// few pixels (sadness's mouth corners), the teeth behind were shaded as cavity, a black
+// notch in the closed mouth. Such a run takes the lip beside it in the same way. After the
+// pixel pass and shade_opened_mouth, over the mouth interior's box only, reading the
+// composite as they left it.
 inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, PartPixels& px) {
     if (in.mouth_sliver <= 0 || !px.hidden) return;
     capture_colours(px, in, out);
+    // the lip at row y of column x: a covered pixel of the box outside the mouth interior,
+    // which no pass after the pixel pass writes (null: none there)
+    auto lip = [&](int x, int y) -> const std::uint8_t* {
+        if (y < 0 || y >= in.box_h) return nullptr;
+        if (y >= px.r0 && y <= px.r1 && px.at(x, y) != -1) return nullptr;
+        const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(in.box_w) + static_cast<std::size_t>(x);
+        return in.triangle_id[i] >= 0 ? composite_pixel(in, out, x, y) : nullptr;
+    };
     for_each_hidden_run(px, [&](int x, int start, int end) {
         if (end - start > in.mouth_sliver) return;
         const bool above = start > px.r0 && px.at(x, start - 1) == 0;
         const bool below = end <= px.r1 && px.at(x, end) == 0;
-        if (!above && !below) return;
-        const int split = above && below ? start + (end - start + 1) / 2 : (above ? end : start);
+        const std::uint8_t* from_above = above ? px.colour(x, start - 1) : nullptr;
+        const std::uint8_t* from_below = below ? px.colour(x, end) : nullptr;
+        if (!above && !below && in.mouth_opened) from_above = lip(x, start - 1), from_below = lip(x, end);
+        if (!from_above && !from_below) return;
+        const int split = from_above && from_below ? start + (end - start + 1) / 2 : (from_above ? end : start);
         for (int r = start; r < end; ++r) {
-            const std::uint8_t* from = r < split ? px.colour(x, start - 1) : px.colour(x, end);
+            const std::uint8_t* from = r < split ? from_above : from_below;
             std::uint8_t* o = composite_pixel(in, out, x, r);
             if (!in.mouth_opened) {
                 std::memcpy(o, from, 3);
