@@ -4,11 +4,12 @@ for profiling comparisons. Not part of the public API; do not use it for renderi
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping
 
 import numpy as np
 
-from affcore._eyelids import carry_upper_lids, screen_down, upper_lid_layout
+from affcore._eyelids import carry_upper_lids, fill_lids, screen_down, upper_lid_layout
 from affcore.blend import poisson_blend
 from affcore.fitting import FitResult, fit
 from affcore.images import as_rgb8
@@ -96,7 +97,7 @@ class ReferenceSynthesizer:
         self._mesh_vertices = mesh.vertices  # (the fast path's mesh indexes these model vertices)
         self._down = screen_down(self.fit.rotation)
         self._upper_lids = upper_lid_layout(mesh.upper_lids, mesh.neutral[:, 0], local[:, :2], self._down,
-                                            self.fit.scale)
+                                            self.fit.scale, self.image)
         self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)
         # (a pixel statistic, not part of what is tested)
         self._colourless = _colourless(self.image[y0:y1, x0:x1])
@@ -206,7 +207,7 @@ class ReferenceSynthesizer:
         lids = carry_upper_lids(screen[v, :2], src_attr[v, :2], self._upper_lids, self._down, self.fit.scale)
         if lids is not None:
             src_attr = src_attr.copy()
-            src_attr[v[lids[0]], :2] += lids[1]
+            src_attr[v[lids.vertices], :2] += lids.moves
         src = interpolate(src_attr, tris, tid, r.barycentrics, threads=self.threads)
         part = np.full(tid.shape, -1, np.int8)
         part[covered] = self._target_part[tid[covered]]
@@ -306,6 +307,11 @@ class ReferenceSynthesizer:
                     take = (1 - opened[a:b, x])[:, None]
                     fill = (1 - take) * before[a:b, x] + take * before[r0, x]
                     rendered[a:b, x] = np.clip(fill + 0.5, 0, 255).astype(np.uint8)
+
+        # where a closing lid unfolds skin the photo hid, the lid's colour (affcore._eyelids)
+        if lids is not None:
+            fill_lids(rendered, tid, r.barycentrics, tris, dataclasses.replace(lids, vertices=v[lids.vertices]),
+                      screen[:, :2] - offset[:2], len(screen), threads=self.threads)
 
         # surroundings follow the face: warp the photo by the face's motion, extended smoothly
         box = self.image[y0:y1, x0:x1]

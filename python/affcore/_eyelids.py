@@ -10,8 +10,17 @@ became vertical streaks (`008` and `024` under sadness and surprise).
 Instead, the photo's lid is laid out again: the lash line
 (``UPPER_LID_RIGID`` above the margin) moves with the margin unstretched, and the photo's
 skin from there up to ``UPPER_LID_REACH`` above the margin covers the target's lid from
-there up to where that height went, evenly. Above the reach, and for a lid that moves no
-further than the skin above it, the model's own correspondence stays.
+there up to where that height went. Above the reach, and for a lid that moves no further
+than the skin above it, the model's own correspondence stays.
+
+The photo's lid is not spread evenly: its top moves with the skin above it, unstretched, and
+the stretch grows towards the lash line (a power of the height, see :func:`carry_upper_lids`).
+A lid that closes (AU43, AU45) unfolds about a centimetre of skin that the photo hid in the
+fold above the lid; spread evenly, the crease sagged with the margin into a wave, and the
+lashes above the lash line were drawn out into streaks. Now the crease stays near its place,
+and the skin the lid unfolds, drawn out more than ``_FILL_STRETCH`` times, takes the lid's
+own colour instead (the median of the photo's lid above that point; :func:`fill_lids`).
+Where the lid is lowered because the skin above it rises (surprise), it is spread evenly.
 
 Everything here works on the vertices' screen positions, in pixels: per photo
 (:func:`upper_lid_layout`) and per target (:func:`carry_upper_lids`).
@@ -40,6 +49,14 @@ _TOP_SIGMA = 0.1
 _ONSET = 0.05
 # Beyond the eye's corners the layout fades out over this fraction of the eye's width.
 _CORNER_FADE = 0.2
+# Where a closing lid's layout draws the photo's lid out more than the first of these (rows
+# of the target per row of the photo, over the even stretch at the lid's top), its colour
+# gives way to the lid's colour, fully at the second: a sliver of lashes or lid drawn out
+# further showed as streaks.
+_FILL_STRETCH = (1.5, 2.5)
+# The lid's colour at a point: the per-channel median of this many samples of the photo's
+# lid above it, from the lash line to the reach.
+_COLOUR_SAMPLES = 9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +80,17 @@ class UpperLidLayout:
     fade: np.ndarray        # (len(skin),)
     top: np.ndarray         # the skin just above the reach
     top_weights: np.ndarray  # (len(skin), len(top)) float32: each skin vertex's average of them
+    colour: np.ndarray      # (len(skin), 3) float32: the lid's colour above each one's margin
+
+
+@dataclasses.dataclass(frozen=True)
+class CarriedLids:
+    """The upper lids under one target (:func:`carry_upper_lids`)."""
+
+    vertices: np.ndarray    # (K,) the lids' skin vertices whose photo position changes
+    moves: np.ndarray       # (K, 2) px: by how much
+    fill: np.ndarray        # (K,) float32 in [0, 1]: how far each takes the lid's colour instead
+    colour: np.ndarray      # (K, 3) float32: that colour
 
 
 def screen_down(rotation: np.ndarray) -> np.ndarray:
@@ -134,11 +162,16 @@ def upper_lid_vertices(neutral: np.ndarray, skin_triangles: np.ndarray, eye_land
 
 
 def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source_xy: np.ndarray,
-                     down: np.ndarray, scale: float) -> list[UpperLidLayout]:
+                     down: np.ndarray, scale: float, image: np.ndarray) -> list[UpperLidLayout]:
     """The upper lids of a fitted photo: ``source_xy`` (N, 2) the vertices in the photo
     (px), ``down`` the unit vector in the photo along which the face's y axis points down,
-    ``scale`` pixels per cm, ``neutral_x`` (N,) the vertices' x on the neutral face."""
+    ``scale`` pixels per cm, ``neutral_x`` (N,) the vertices' x on the neutral face,
+    ``image`` the photo (H, W, 3) uint8."""
+    from .render import sample_bilinear
+
     along = source_xy @ down
+    # heights above the margin (px) at which the lid's colour is sampled
+    heights = np.linspace(UPPER_LID_RIGID, UPPER_LID_REACH, _COLOUR_SAMPLES) * scale
     out = []
     for lid in lids:
         margin_x = neutral_x[lid.margin]
@@ -151,23 +184,32 @@ def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source
         skin = lid.skin[within]
         weights = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, top]) / _TOP_SIGMA) ** 2)
         weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-30)
+        # the lid's colour above each vertex's margin: the median of the photo between the
+        # lash line and the reach (lashes and the crease's shadow are its minority), then
+        # averaged along the lid as the top is
+        margin_xy = source_xy[skin] + height[within, None] * down
+        points = margin_xy[:, None, :] - heights[None, :, None] * down
+        samples = sample_bilinear(image, np.ascontiguousarray(points, np.float32), threads=1)
+        median = np.median(samples.reshape(len(skin), len(heights), -1), axis=1)
+        along_lid = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, skin]) / _TOP_SIGMA) ** 2)
+        colour = (along_lid @ median) / along_lid.sum(axis=1, keepdims=True)
         out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, skin=skin, skin_x=neutral_x[skin],
                                   height=height[within].astype(np.float32), fade=lid.fade[within],
-                                  top=top, top_weights=weights.astype(np.float32)))
+                                  top=top, top_weights=weights.astype(np.float32),
+                                  colour=colour.astype(np.float32)))
     return out
 
 
 def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[UpperLidLayout],
-                     down: np.ndarray, scale: float):
+                     down: np.ndarray, scale: float) -> CarriedLids | None:
     """Where the upper lids' skin is sampled in the photo under a target, laid out again
-    (see the module's docstring): ``(vertices, moves)``, the vertices (K,) whose photo
-    position ``source_xy`` (N, 2) changes and by how much, (K, 2) px; None when no lid moves
-    down relative to the skin above it. ``target_xy`` (N, 2): the vertices on screen under
-    the target."""
+    (see the module's docstring), and where it takes the lid's colour instead; None when no
+    lid moves down relative to the skin above it. ``target_xy`` (N, 2): the vertices on
+    screen under the target; ``source_xy`` (N, 2): where the fit put them in the photo."""
     def moved(v):  # how far these vertices move down, px
         return (target_xy[v] - source_xy[v]) @ down
 
-    vertices, moves = [], []
+    vertices, moves, fills, colours = [], [], [], []
     rigid, reach = UPPER_LID_RIGID * scale, UPPER_LID_REACH * scale
     for lid in layout:
         margin_moved = np.interp(lid.skin_x, lid.margin_x, moved(lid.margin))
@@ -176,12 +218,64 @@ def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[
         if not weight.any():
             continue
         # height above the margin under the target, and the photo's height it shows: the
-        # same on the lash line, then the photo's rigid..reach over the target's rigid..
-        # (reach + lowered), evenly
+        # same on the lash line; above it, the target's rigid..(reach + lowered), as a
+        # fraction u, shows the photo's rigid..reach at u ** power. A lid lowered because
+        # the skin above it rises (surprise's brows) is stretched evenly (power 1). As far as
+        # the margin itself comes down (closing), the power grows so that that part of the
+        # stretch falls low on the lid, where a closing lid unfolds the skin the photo hid in
+        # its fold, and the top moves with the skin above it (power 1 + lowered / span when
+        # the margin comes down the whole way).
         above = np.interp(lid.skin_x, lid.margin_x, target_xy[lid.margin] @ down) - target_xy[lid.skin] @ down
-        shown = np.where(above <= rigid, above, rigid + (above - rigid) * (reach - rigid) / (reach - rigid + lowered))
+        span = reach - rigid
+        closing = np.clip(margin_moved, 0.0, lowered)
+        power = (span + lowered) / (span + lowered - closing)
+        u = np.maximum(above - rigid, 0.0) / (span + lowered)
+        shown = np.where(above <= rigid, above, rigid + span * u ** power)
+        # rows of the target per row of the photo there (d above / d shown), against the
+        # even stretch at the top: the unfolded skin's share of it
+        with np.errstate(divide="ignore"):
+            stretch = np.where(above <= rigid, 1.0, u ** (1.0 - power))
+        low, high = _FILL_STRETCH
         vertices.append(lid.skin)
         moves.append((weight * (lid.height - shown))[:, None] * down)
+        fills.append(weight * np.clip((stretch - low) / (high - low), 0.0, 1.0))
+        colours.append(lid.colour)
     if not vertices:
         return None
-    return np.concatenate(vertices), np.concatenate(moves)
+    return CarriedLids(vertices=np.concatenate(vertices), moves=np.concatenate(moves),
+                      fill=np.concatenate(fills).astype(np.float32), colour=np.concatenate(colours))
+
+
+def fill_lids(composite: np.ndarray, triangle_id: np.ndarray, barycentrics: np.ndarray, triangles: np.ndarray,
+              lids: CarriedLids, box_xy: np.ndarray, num_vertices: int, threads: int = 0) -> None:
+    """In place: where :func:`carry_upper_lids` draws a lid out too far, the composite
+    (H, W, 3) uint8 takes the lid's colour, in proportion to ``lids.fill`` (interpolated per
+    pixel over the target's raster ``triangle_id``, ``barycentrics`` of ``triangles``).
+    ``box_xy`` (N, 2): the vertices' positions in the composite's box (px); ``lids``'
+    vertices index them, and ``num_vertices`` = N."""
+    from .render import interpolate
+
+    filled = np.zeros(num_vertices, bool)
+    filled[lids.vertices[lids.fill > 0]] = True
+    if not filled.any():
+        return
+    # the pixels to fill lie in the triangles that have a filled vertex
+    at = box_xy[triangles[filled[triangles].any(axis=1)]].reshape(-1, 2)
+    h, w = triangle_id.shape
+    x0, y0 = (int(np.clip(np.floor(at[:, k].min()) - 1, 0, n)) for k, n in ((0, w), (1, h)))
+    x1, y1 = (int(np.clip(np.ceil(at[:, k].max()) + 2, 0, n)) for k, n in ((0, w), (1, h)))
+    if x1 <= x0 or y1 <= y0:
+        return
+    attributes = np.zeros((num_vertices, 4), np.float32)
+    attributes[lids.vertices, 0] = lids.fill
+    attributes[lids.vertices, 1:] = lids.fill[:, None] * lids.colour
+    tid = np.ascontiguousarray(triangle_id[y0:y1, x0:x1])
+    pixel = interpolate(attributes, triangles, tid, np.ascontiguousarray(barycentrics[y0:y1, x0:x1]),
+                        threads=threads)
+    fill = pixel[..., 0]
+    at_fill = (tid >= 0) & (fill > 0)
+    box = composite[y0:y1, x0:x1]
+    # (1 - f) photo + f colour; the attributes hold f colour, so interpolation weights the
+    # colour by the fill
+    mixed = (1.0 - fill[at_fill, None]) * box[at_fill] + pixel[at_fill, 1:]
+    box[at_fill] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)

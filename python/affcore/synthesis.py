@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from . import _core, affect
-from ._eyelids import carry_upper_lids, screen_down, upper_lid_layout, upper_lid_vertices
+from ._eyelids import carry_upper_lids, fill_lids, screen_down, upper_lid_layout, upper_lid_vertices
 from ._device import resolve_device
 from .blend import poisson_blend
 from .fitting import FitResult, fit
@@ -381,7 +381,7 @@ class Synthesizer:
         self._source_screen = self._screen(self.fit.expression)
         self._down = screen_down(self.fit.rotation)
         self._upper_lids = upper_lid_layout(mesh.upper_lids, mesh.neutral[:, 0], self._source_screen[:, :2],
-                                            self._down, self.fit.scale)
+                                            self._down, self.fit.scale, self.image)
         iod = self.fit.iod_px
         self._margin = int(np.ceil(0.25 * iod)) + 2
         # visibility of the fitted face in the photo: a depth buffer over its bounding box
@@ -568,7 +568,7 @@ class Synthesizer:
         if len(self._raster_triangles) > len(self._target_triangles):
             r.triangle_id[r.triangle_id >= len(self._target_triangles)] = -1
         # the face: the photo where it showed the surface, shaded materials where it did not
-        source = self._target_sources(screen)
+        source, lids = self._target_sources(screen)
         sx0, sy0 = self._src_box[:2]
         lip = float(screen[self._mesh.lip, 2].mean())
         # the displacement field comes as block means: its extension works at a quarter of
@@ -583,21 +583,25 @@ class Synthesizer:
             lid_margin=int(round(LID_MARGIN * self.fit.scale)), mouth_sliver=int(round(MOUTH_SLIVER * self.fit.scale)),
             mouth_opened=None if self._shows_teeth else _mouth_opened(
                 screen[:, :2], self._source_screen[:, :2], *self._mesh.inner_lip, self._mesh.interior, self.fit.scale))
+        if lids is not None:  # where a closing lid unfolds skin the photo hid: the lid's colour
+            fill_lids(comp, r.triangle_id, r.barycentrics, self._target_triangles, lids,
+                      screen[:, :2] - np.array([x0, y0], np.float32), len(screen), threads=self.threads)
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small
 
-    def _target_sources(self, screen: np.ndarray) -> np.ndarray:
+    def _target_sources(self, screen: np.ndarray):
         """Where a target with vertices at ``screen`` samples each vertex in the photo (N, 3):
         where the fit put it, except on upper lids that move down relative to the skin above
-        them, whose skin is laid out again (affcore._eyelids)."""
+        them, whose skin is laid out again (affcore._eyelids); and those lids
+        (_eyelids.CarriedLids, or None)."""
         lids = carry_upper_lids(screen[:, :2], self._source_screen[:, :2], self._upper_lids, self._down,
                                 self.fit.scale)
         if lids is None:
-            return self._source_screen
+            return self._source_screen, None
         source = self._source_screen.copy()
-        source[lids[0], :2] += lids[1]
-        return source
+        source[lids.vertices, :2] += lids.moves
+        return source, lids
 
     def _compose(self, blendshapes: np.ndarray):
         """The box worked on, the composite over it (rendered face + warped surroundings;
