@@ -21,8 +21,8 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
     ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SCLERA_WHITE, SKIN, SKIN_ALBEDO, SOCKET, TEETH,
-    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LUMA, _colourless, _face_triangles, _mesh,
-    _mouth_colours, _mouth_opened, _outline_skin)
+    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LUMA, _blink_columns, _closed_eyes, _closing_gain,
+    _colourless, _face_triangles, _mesh, _mouth_colours, _mouth_opened, _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -75,6 +75,10 @@ class ReferenceSynthesizer:
         self._expression_matrix = m.expression_basis.reshape(m.num_expression, -1)
         source = self._vertices(self.fit.expression)
         self._source_screen = self.fit.project(source)
+        closed = self.fit.project(self._vertices(_closed_eyes(self.fit.expression, m.expression_names)))
+        self._blink = _blink_columns(m.expression_names)
+        self._blink_gain = _closing_gain(self._source_screen[LANDMARK_VERTICES, :2], closed[LANDMARK_VERTICES, :2],
+                                         screen_down(self.fit.rotation))
         h, w = self.image.shape[:2]
         iod = self.fit.iod_px
         self._margin = int(np.ceil(0.25 * iod)) + 2
@@ -187,7 +191,11 @@ class ReferenceSynthesizer:
             if blendshapes.shape != (self.model.num_expression,) or not np.isfinite(blendshapes).all():
                 raise ValueError(f"blendshapes: expected {self.model.num_expression} finite weights")
             blendshapes = np.clip(blendshapes, 0.0, 1.0)
-        target = self._vertices(blendshapes)
+        # eyeBlink's change from the fit scaled so that closed lids meet (synthesis._closing_gain)
+        geometry = np.array(blendshapes, np.float64)
+        geometry[self._blink] = self.fit.expression[self._blink] + self._blink_gain * (
+            geometry[self._blink] - self.fit.expression[self._blink])
+        target = self._vertices(geometry)
         screen = self.fit.project(target)
         h, w = self.image.shape[:2]
         both = np.concatenate([screen[self._used, :2], self._source_screen[self._used, :2]])

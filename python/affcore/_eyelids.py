@@ -19,7 +19,7 @@ A lid that closes (AU43, AU45) unfolds about a centimetre of skin that the photo
 fold above the lid; spread evenly, the crease sagged with the margin into a wave, and the
 lashes above the lash line were drawn out into streaks. Now the crease stays near its place,
 and the skin the lid unfolds, drawn out more than ``_FILL_STRETCH`` times, takes the lid's
-own colour instead (the median of the photo's lid above that point; :func:`fill_lids`).
+own colour instead (the upper quartile of the photo's lid above that point; :func:`fill_lids`).
 Where the lid is lowered because the skin above it rises (surprise), it is spread evenly.
 
 Everything here works on the vertices' screen positions, in pixels: per photo
@@ -54,8 +54,8 @@ _CORNER_FADE = 0.2
 # gives way to the lid's colour, fully at the second: a sliver of lashes or lid drawn out
 # further showed as streaks.
 _FILL_STRETCH = (1.5, 2.5)
-# The lid's colour at a point: the per-channel median of this many samples of the photo's
-# lid above it, from the lash line to the reach.
+# The lid's colour at a point: the per-channel upper quartile of this many samples of the
+# photo's lid above it, from the lash line to the reach.
 _COLOUR_SAMPLES = 9
 
 
@@ -184,15 +184,16 @@ def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source
         skin = lid.skin[within]
         weights = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, top]) / _TOP_SIGMA) ** 2)
         weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-30)
-        # the lid's colour above each vertex's margin: the median of the photo between the
-        # lash line and the reach (lashes and the crease's shadow are its minority), then
+        # the lid's colour above each vertex's margin: the upper quartile of the photo between
+        # the lash line and the reach, per channel (lashes and the shadows of the fold and the
+        # eye's socket are dark; the median made the closed lids of light skin grey), then
         # averaged along the lid as the top is
         margin_xy = source_xy[skin] + height[within, None] * down
         points = margin_xy[:, None, :] - heights[None, :, None] * down
         samples = sample_bilinear(image, np.ascontiguousarray(points, np.float32), threads=1)
-        median = np.median(samples.reshape(len(skin), len(heights), -1), axis=1)
+        quartile = np.percentile(samples.reshape(len(skin), len(heights), -1), 75, axis=1)
         along_lid = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, skin]) / _TOP_SIGMA) ** 2)
-        colour = (along_lid @ median) / along_lid.sum(axis=1, keepdims=True)
+        colour = (along_lid @ quartile) / along_lid.sum(axis=1, keepdims=True)
         out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, skin=skin, skin_x=neutral_x[skin],
                                   height=height[within].astype(np.float32), fade=lid.fade[within],
                                   top=top, top_weights=weights.astype(np.float32),

@@ -75,6 +75,53 @@ class RenderedTarget:
     blendshapes: np.ndarray   # (E,) the target weights
 
 
+def _resting_face(fitted: np.ndarray, target: np.ndarray, names) -> np.ndarray:
+    """The fitted weights that a target keeps under keep_resting_face: all of them, except
+    that a lid the target closes (eyeBlink) gives up the photo's resting widening (eyeWide)
+    in proportion. The two cancel: several London photos fit eyeWide 0.04-0.13, and their
+    eyes stayed open by 3-7 pixels under AU43 or AU45 at 1."""
+    kept = np.array(fitted, np.float64)
+    for side in ("L", "R"):
+        kept[names.index(f"eyeWide_{side}")] *= 1.0 - target[names.index(f"eyeBlink_{side}")]
+    return kept
+
+
+# iBUG's upper and lower lid points that face each other, per eyeBlink column (_blink_columns):
+# the subject's left eye (iBUG 42-47, ICT's _L) and right eye (36-41)
+_LID_PAIRS = (((43, 47), (44, 46)), ((37, 41), (38, 40)))
+
+
+def _blink_columns(names) -> list[int]:
+    """The expression columns of eyeBlink_L and eyeBlink_R."""
+    return [names.index("eyeBlink_L"), names.index("eyeBlink_R")]
+
+
+def _closed_eyes(fitted: np.ndarray, names) -> np.ndarray:
+    """The fitted expression with both eyes closed (eyeBlink 1, no eyeWide)."""
+    closed = np.array(fitted, np.float64)
+    closed[_blink_columns(names)] = 1.0
+    closed[[names.index("eyeWide_L"), names.index("eyeWide_R")]] = 0.0
+    return closed
+
+
+def _closing_gain(fitted_xy: np.ndarray, closed_xy: np.ndarray, down: np.ndarray) -> np.ndarray:
+    """(2,) factors on eyeBlink_L and eyeBlink_R's change from the fit, so that at eyeBlink
+    1 the upper lid meets the lower one: the model's blink closes the generic head's eye,
+    and a fitted eye opened wider stayed open (3-7 px on 1350-px London photos, a line of
+    sclera under a closed lid). ``fitted_xy``, ``closed_xy`` (68, 2): the landmarks' vertices
+    on screen under the fit and with the eyes closed (_closed_eyes); ``down`` as
+    _eyelids.screen_down. Kept within [1, 1.5]: where the model's blink closes the eye
+    already, it is left as it is."""
+    gain = np.ones(2)
+    for k, pairs in enumerate(_LID_PAIRS):
+        upper, lower = [list(p) for p in zip(*pairs)]
+        gap_open = float(np.mean((fitted_xy[lower] - fitted_xy[upper]) @ down))
+        gap_closed = float(np.mean((closed_xy[lower] - closed_xy[upper]) @ down))
+        if gap_open - gap_closed > 1e-3 * max(abs(gap_open), 1.0):
+            gain[k] = np.clip(gap_open / (gap_open - gap_closed), 1.0, 1.5)
+    return gain
+
+
 def _face_triangles(model: FaceModel):
     """Triangles worth rendering (front face skin, mouth interior, eyes) and their part."""
     tris = model.triangles
@@ -378,8 +425,14 @@ class Synthesizer:
                                                      *_NO_CAMERA, threads=self.threads)
         self._camera = (np.ascontiguousarray(self.fit.rotation, dtype=np.float64), float(self.fit.scale),
                         np.ascontiguousarray(self.fit.translation, dtype=np.float64))
+        # eyeBlink's change from the fit is scaled so that a closed lid meets the lower lid
+        # (_closing_gain; measured with the model's own blink first)
+        self._blink, self._blink_gain = _blink_columns(self.model.expression_names), np.ones(2)
         self._source_screen = self._screen(self.fit.expression)
         self._down = screen_down(self.fit.rotation)
+        landmarks = np.searchsorted(mesh.vertices, LANDMARK_VERTICES)
+        closed = self._screen(_closed_eyes(self.fit.expression, self.model.expression_names))
+        self._blink_gain = _closing_gain(self._source_screen[landmarks, :2], closed[landmarks, :2], self._down)
         self._upper_lids = upper_lid_layout(mesh.upper_lids, mesh.neutral[:, 0], self._source_screen[:, :2],
                                             self._down, self.fit.scale, self.image)
         iod = self.fit.iod_px
@@ -436,6 +489,7 @@ class Synthesizer:
     def _screen(self, blendshapes: np.ndarray) -> np.ndarray:
         """Screen positions (N, 3) float32 of the mesh's vertices with these blendshapes."""
         change = np.asarray(blendshapes, np.float64) - self._fitted_expression
+        change[self._blink] *= self._blink_gain
         return _core.deform_project(self._fitted_vertices, self._mesh.expression, change, *self._camera,
                                     threads=self.threads)
 
@@ -519,7 +573,9 @@ class Synthesizer:
             except (TypeError, ValueError):
                 raise ValueError(f"va: expected a (valence, arousal) pair, got {va!r}") from None
             target = affect.va_to_blendshapes(v, a)
-        return np.maximum(target, self.fit.expression) if self.keep_resting_face else target
+        if not self.keep_resting_face:
+            return target
+        return np.maximum(target, _resting_face(self.fit.expression, target, self.model.expression_names))
 
     def _checked_blendshapes(self, expression, intensity, aus, va, blendshapes) -> np.ndarray:
         if blendshapes is None:
