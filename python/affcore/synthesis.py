@@ -78,8 +78,9 @@ class RenderedTarget:
 def _resting_face(fitted: np.ndarray, target: np.ndarray, names) -> np.ndarray:
     """The fitted weights that a target keeps under keep_resting_face: all of them, except
     that a lid the target closes (eyeBlink) gives up the photo's resting widening (eyeWide)
-    in proportion. The two cancel: several London photos fit eyeWide 0.04-0.13, and their
-    eyes stayed open by 3-7 pixels under AU43 or AU45 at 1."""
+    in proportion. The two cancel: several London photos fit eyeWide 0.04-0.13, which held
+    their closed eyes open a little further (most of the gap is the fitted eye's own
+    opening: _closing_gain)."""
     kept = np.array(fitted, np.float64)
     for side in ("L", "R"):
         kept[names.index(f"eyeWide_{side}")] *= 1.0 - target[names.index(f"eyeBlink_{side}")]
