@@ -21,7 +21,7 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
     ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SCLERA_WHITE, SKIN, SKIN_ALBEDO, SOCKET, TEETH,
-    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LUMA, _blink_columns, _closed_eyes, _closing_gain,
+    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LUMA, _closed_eyes, _closing_gain, _eye_columns,
     _colourless, _face_triangles, _mesh, _mouth_colours, _mouth_opened, _outline_skin)
 
 
@@ -75,10 +75,11 @@ class ReferenceSynthesizer:
         self._expression_matrix = m.expression_basis.reshape(m.num_expression, -1)
         source = self._vertices(self.fit.expression)
         self._source_screen = self.fit.project(source)
+        self._down = screen_down(self.fit.rotation)
         closed = self.fit.project(self._vertices(_closed_eyes(self.fit.expression, m.expression_names)))
-        self._blink = _blink_columns(m.expression_names)
+        self._blink = _eye_columns(m.expression_names, "eyeBlink")
         self._blink_gain = _closing_gain(self._source_screen[LANDMARK_VERTICES, :2], closed[LANDMARK_VERTICES, :2],
-                                         screen_down(self.fit.rotation))
+                                         self._down)
         h, w = self.image.shape[:2]
         iod = self.fit.iod_px
         self._margin = int(np.ceil(0.25 * iod)) + 2
@@ -99,7 +100,6 @@ class ReferenceSynthesizer:
         # the upper lids' skin, laid out again under targets that move a lid down (the shared
         # geometry of affcore._eyelids, like _mouth_opened's)
         self._mesh_vertices = mesh.vertices  # (the fast path's mesh indexes these model vertices)
-        self._down = screen_down(self.fit.rotation)
         self._upper_lids = upper_lid_layout(mesh.upper_lids, mesh.neutral[:, 0], local[:, :2], self._down,
                                             self.fit.scale, self.image)
         self._shows_teeth = shows_teeth(self.image, self.fit.landmarks)

@@ -624,7 +624,7 @@ def test_closed_lips_parted_by_a_few_pixels_show_no_cavity(model, london_pairs, 
     a closed mouth (london/025, 114, 126 under sadness). In a photo of closed lips, such thin
     runs between lip and lip now take the lip beside them, as far as the target leaves the
     mouth as it was."""
-    darker, pixels, notches = [], 0, 0
+    pixels, notches = 0, 0
     for k in (4, 10, 12, 19, 22):
         photo, lm = _photo(london_pairs, landmark_cache, k)
         s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
@@ -938,7 +938,7 @@ def test_closed_eyes_show_no_eyeball(model, london_pairs, landmark_cache):
         s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
         for target, out in (({"AU45": 1.0}, shown), ({"AU45": 0.0}, open_eyes)):
             _, r, _, _ = s._face(s.blendshapes(aus=target))
-            part = np.where(r.triangle_id >= 0, s._target_part[np.maximum(r.triangle_id, 0)], -1)
+            part = _surface_seen_part(s, r)[2]
             out.append(int(np.isin(part, (synthesis.SCLERA, synthesis.IRIS)).sum()))
     share = np.array(shown) / np.array(open_eyes)
     # (at 640 x 640, eyeball pixels left under closed lids, of those of the open eyes: up to

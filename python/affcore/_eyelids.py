@@ -31,6 +31,8 @@ import dataclasses
 
 import numpy as np
 
+from .model import boundary_edges
+
 # The lash line, in cm above the margin: moved with the margin, unstretched. (LID_MARGIN's
 # thickness of the photo's lid margin, lashes and eyeliner.)
 UPPER_LID_RIGID = 0.13
@@ -133,10 +135,7 @@ def upper_lid_vertices(neutral: np.ndarray, skin_triangles: np.ndarray, eye_land
     line between the corners.
     """
     n = len(neutral)
-    edges = np.sort(np.concatenate([skin_triangles[:, [0, 1]], skin_triangles[:, [1, 2]],
-                                    skin_triangles[:, [2, 0]]]), axis=1)
-    unique, count = np.unique(edges, axis=0, return_counts=True)
-    open_edge = np.unique(unique[count == 1])
+    open_edge = np.unique(boundary_edges(skin_triangles))
     used = np.unique(skin_triangles)
     xy = neutral[:, :2]
     lids = []

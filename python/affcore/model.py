@@ -159,6 +159,14 @@ def polygons_to_triangles(polygons: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([first, second]), dtype=np.int32)
 
 
+def boundary_edges(triangles: np.ndarray) -> np.ndarray:
+    """(B, 2) the edges of a triangle mesh that belong to one triangle only: its outer edge
+    and the edges of its holes (each edge's vertices in increasing order)."""
+    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
+    unique, count = np.unique(edges, axis=0, return_counts=True)
+    return unique[count == 1]
+
+
 def cache_dir() -> Path:
     """affcore's per-user cache directory (``AFFCORE_CACHE_DIR`` overrides it)."""
     env = os.environ.get("AFFCORE_CACHE_DIR")

@@ -29,7 +29,7 @@ from .fitting import FitResult, fit
 from .images import as_rgb8
 from .landmarks import (_FACING_INNER_LIPS, _shows_teeth, detect_landmarks, inter_ocular_distance, mouth_pixels,
                         refine_lower_inner_lip)
-from .model import LANDMARK_VERTICES, FaceModel, load_model
+from .model import LANDMARK_VERTICES, FaceModel, boundary_edges, load_model
 from .render import rasterize
 
 # Parts of the ICT mesh, by vertex range (ICT-FaceKit's README).
@@ -82,26 +82,25 @@ def _resting_face(fitted: np.ndarray, target: np.ndarray, names) -> np.ndarray:
     their closed eyes open a little further (most of the gap is the fitted eye's own
     opening: _closing_gain)."""
     kept = np.array(fitted, np.float64)
-    for side in ("L", "R"):
-        kept[names.index(f"eyeWide_{side}")] *= 1.0 - target[names.index(f"eyeBlink_{side}")]
+    kept[_eye_columns(names, "eyeWide")] *= 1.0 - target[_eye_columns(names, "eyeBlink")]
     return kept
 
 
-# iBUG's upper and lower lid points that face each other, per eyeBlink column (_blink_columns):
+# iBUG's upper and lower lid points that face each other, per eye in _eye_columns' order:
 # the subject's left eye (iBUG 42-47, ICT's _L) and right eye (36-41)
 _LID_PAIRS = (((43, 47), (44, 46)), ((37, 41), (38, 40)))
 
 
-def _blink_columns(names) -> list[int]:
-    """The expression columns of eyeBlink_L and eyeBlink_R."""
-    return [names.index("eyeBlink_L"), names.index("eyeBlink_R")]
+def _eye_columns(names, shape: str) -> list[int]:
+    """The expression columns of a blendshape split by eye: ``shape``_L, then ``shape``_R."""
+    return [names.index(f"{shape}_L"), names.index(f"{shape}_R")]
 
 
 def _closed_eyes(fitted: np.ndarray, names) -> np.ndarray:
     """The fitted expression with both eyes closed (eyeBlink 1, no eyeWide)."""
     closed = np.array(fitted, np.float64)
-    closed[_blink_columns(names)] = 1.0
-    closed[[names.index("eyeWide_L"), names.index("eyeWide_R")]] = 0.0
+    closed[_eye_columns(names, "eyeBlink")] = 1.0
+    closed[_eye_columns(names, "eyeWide")] = 0.0
     return closed
 
 
@@ -151,9 +150,7 @@ def _face_triangles(model: FaceModel):
 def _outer_boundary(triangles: np.ndarray, n: int) -> np.ndarray:
     """(n,) bool: the vertices of the longest boundary loop of a triangle mesh (its outer
     edge; the others are holes: eyes, mouth)."""
-    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
-    unique, count = np.unique(edges, axis=0, return_counts=True)
-    boundary = unique[count == 1]
+    boundary = boundary_edges(triangles)
     label = np.arange(n)
     while True:  # each loop's smallest vertex index, spread along its edges
         low = np.minimum(label[boundary[:, 0]], label[boundary[:, 1]])
@@ -428,7 +425,7 @@ class Synthesizer:
                         np.ascontiguousarray(self.fit.translation, dtype=np.float64))
         # eyeBlink's change from the fit is scaled so that a closed lid meets the lower lid
         # (_closing_gain; measured with the model's own blink first)
-        self._blink, self._blink_gain = _blink_columns(self.model.expression_names), np.ones(2)
+        self._blink, self._blink_gain = _eye_columns(self.model.expression_names, "eyeBlink"), np.ones(2)
         self._source_screen = self._screen(self.fit.expression)
         self._down = screen_down(self.fit.rotation)
         landmarks = np.searchsorted(mesh.vertices, LANDMARK_VERTICES)
