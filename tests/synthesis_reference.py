@@ -21,8 +21,8 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
     ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SCLERA_WHITE, SKIN, SKIN_ALBEDO, SOCKET, TEETH,
-    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LUMA, _closed_eyes, _closing_gain, _eye_columns,
-    _colourless, _face_triangles, _mesh, _mouth_colours, _mouth_opened, _outline_skin)
+    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LID_BLINK, _LUMA, _closed_eyes, _closing_gain,
+    _eye_columns, _colourless, _face_triangles, _mesh, _mouth_colours, _mouth_opened, _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -212,7 +212,9 @@ class ReferenceSynthesizer:
         # where each covered pixel's surface point lay in the photo, and how deep
         src_attr = np.ascontiguousarray(self._source_screen)
         v = self._mesh_vertices
-        lids = carry_upper_lids(screen[v, :2], src_attr[v, :2], self._upper_lids, self._down, self.fit.scale)
+        closing = geometry[self._blink] - self.fit.expression[self._blink]  # per eye, as the geometry closes it
+        lids = carry_upper_lids(screen[v, :2], src_attr[v, :2], self._upper_lids, self._down, self.fit.scale,
+                                closing[_LID_BLINK])
         if lids is not None:
             src_attr = src_attr.copy()
             src_attr[v[lids.vertices], :2] += lids.moves

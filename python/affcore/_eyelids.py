@@ -13,14 +13,15 @@ skin from there up to ``UPPER_LID_REACH`` above the margin covers the target's l
 there up to where that height went. Above the reach, and for a lid that moves no further
 than the skin above it, the model's own correspondence stays.
 
-The photo's lid is spread evenly, except on a lid that closes (AU43, AU45; lowered past
-``_CLOSING_ONSET``). Such a lid unfolds about a centimetre of skin that the photo hid in the
-fold above it; spread evenly, the crease sagged with the margin into a wave, and the lashes
-above the lash line were drawn out into streaks. There the lid's top moves with the skin
-above it, unstretched, and the stretch grows towards the lash line (a power of the height,
-see :func:`carry_upper_lids`), so the crease stays near its place; the skin the lid unfolds,
+The photo's lid is spread evenly, except on a lid that closes (AU43, AU45: the target's
+eyeBlink, ``_CLOSING_BLINK``; or any target that lowers it past ``_CLOSING_ONSET``). Such a
+lid unfolds about a centimetre of skin that the photo hid in the fold above it; spread
+evenly, the crease sagged with the margin into a wave, and the lashes above the lash line
+were drawn out into streaks. There the lid's top moves with the skin above it, unstretched,
+and the stretch grows towards the lash line (a power of the height, see
+:func:`carry_upper_lids`), so the crease stays near its place; the skin the lid unfolds,
 drawn out more than ``_FILL_STRETCH`` times, takes the lid's own colour instead (the upper
-quartile of the photo's lid above that point; :func:`fill_lids`).
+quartile of the photo's lid above that point, averaged along the lid; :func:`fill_lids`).
 
 Everything here works on the vertices' screen positions, in pixels: per photo
 (:func:`upper_lid_layout`) and per target (:func:`carry_upper_lids`).
@@ -60,14 +61,24 @@ _CORNER_FADE = 0.2
 # heavy lids by which the FER2013 recogniser reads sadness (12 % of the 40 photos read as sad
 # with it, 20 % without).
 _CLOSING_ONSET = (0.6, 0.8)
+# A target that closes the eye (eyeBlink's change from the fit, after synthesis's closing
+# gain) lays the lid out as closing from this weight on, in proportion below it. Set in by
+# the lowering alone (_CLOSING_ONSET), a partly closed lid (AU43 at 0.4-0.7) was spread
+# evenly, or nearly so, and drew the lashes and the crease out into streaks, eyeliner into a
+# black band. No expression prototype or valence-arousal target uses eyeBlink.
+_CLOSING_BLINK = 0.3
 # Where a closing lid's layout draws the photo's lid out more than the first of these (rows
 # of the target per row of the photo, over the even stretch at the lid's top), its colour
 # gives way to the lid's colour, fully at the second: a sliver of lashes or lid drawn out
 # further showed as streaks.
 _FILL_STRETCH = (1.5, 2.5)
 # The lid's colour at a point: the per-channel upper quartile of this many samples of the
-# photo's lid above it, from the lash line to the reach.
+# photo's lid above it, from the lash line to the reach...
 _COLOUR_SAMPLES = 9
+# ...averaged along the lid with a Gaussian of this width (cm on the neutral face): narrower,
+# the lashes' clumps and the crease's shadows above some points drew vertical bands across a
+# closed lid.
+_COLOUR_SIGMA = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +103,7 @@ class UpperLidLayout:
     top: np.ndarray         # the skin just above the reach
     top_weights: np.ndarray  # (len(skin), len(top)) float32: each skin vertex's average of them
     colour: np.ndarray      # (len(skin), 3) float32: the lid's colour above each one's margin
+    eye: int                # its index in the lids given to upper_lid_layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +193,7 @@ def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source
     # heights above the margin (px) at which the lid's colour is sampled
     heights = np.linspace(UPPER_LID_RIGID, UPPER_LID_REACH, _COLOUR_SAMPLES) * scale
     out = []
-    for lid in lids:
+    for eye, lid in enumerate(lids):
         margin_x = neutral_x[lid.margin]
         height = np.interp(neutral_x[lid.skin], margin_x, along[lid.margin]) - along[lid.skin]
         within = height < UPPER_LID_REACH * scale
@@ -195,26 +207,28 @@ def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source
         # the lid's colour above each vertex's margin: the upper quartile of the photo between
         # the lash line and the reach, per channel (lashes and the shadows of the fold and the
         # eye's socket are dark; the median made the closed lids of light skin grey), then
-        # averaged along the lid as the top is
+        # averaged along the lid
         margin_xy = source_xy[skin] + height[within, None] * down
         points = margin_xy[:, None, :] - heights[None, :, None] * down
         samples = sample_bilinear(image, np.ascontiguousarray(points, np.float32), threads=1)
         quartile = np.percentile(samples.reshape(len(skin), len(heights), -1), 75, axis=1)
-        along_lid = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, skin]) / _TOP_SIGMA) ** 2)
+        along_lid = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, skin]) / _COLOUR_SIGMA) ** 2)
         colour = (along_lid @ quartile) / along_lid.sum(axis=1, keepdims=True)
         out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, skin=skin, skin_x=neutral_x[skin],
                                   height=height[within].astype(np.float32), fade=lid.fade[within],
                                   top=top, top_weights=weights.astype(np.float32),
-                                  colour=colour.astype(np.float32)))
+                                  colour=colour.astype(np.float32), eye=eye))
     return out
 
 
 def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[UpperLidLayout],
-                     down: np.ndarray, scale: float) -> CarriedLids | None:
+                     down: np.ndarray, scale: float, blink) -> CarriedLids | None:
     """Where the upper lids' skin is sampled in the photo under a target, laid out again
     (see the module's docstring), and where it takes the lid's colour instead; None when no
     lid moves down relative to the skin above it. ``target_xy`` (N, 2): the vertices on
-    screen under the target; ``source_xy`` (N, 2): where the fit put them in the photo."""
+    screen under the target; ``source_xy`` (N, 2): where the fit put them in the photo;
+    ``blink``: per lid of upper_lid_layout's (indexed by UpperLidLayout.eye), how far the
+    target closes that eye (eyeBlink's change from the fit, as the geometry applies it)."""
     def moved(v):  # how far these vertices move down, px
         return (target_xy[v] - source_xy[v]) @ down
 
@@ -230,15 +244,16 @@ def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[
         # same on the lash line; above it, the target's rigid..(reach + lowered), as a
         # fraction u, shows the photo's rigid..reach at u ** power. A lid lowered because
         # the skin above it rises (surprise's brows), or lowered by less than _CLOSING_ONSET
-        # (sadness), is stretched evenly (power 1). As far as the margin itself comes down on
-        # a lid that closes, the power grows so that that part of the stretch falls low on
-        # the lid, where a closing lid unfolds the skin the photo hid in its fold, and the top
-        # moves with the skin above it (power 1 + lowered / span when the margin comes down
-        # the whole way).
+        # (sadness) by a target that does not close the eye (_CLOSING_BLINK), is stretched
+        # evenly (power 1). As far as the margin itself comes down on a lid that closes, the
+        # power grows so that that part of the stretch falls low on the lid, where a closing
+        # lid unfolds the skin the photo hid in its fold, and the top moves with the skin
+        # above it (power 1 + lowered / span when the margin comes down the whole way).
         above = np.interp(lid.skin_x, lid.margin_x, target_xy[lid.margin] @ down) - target_xy[lid.skin] @ down
         span = reach - rigid
         most = float(lowered[lid.fade >= 1].max(initial=0.0)) / scale  # cm, between the corners
-        closes = np.clip((most - _CLOSING_ONSET[0]) / (_CLOSING_ONSET[1] - _CLOSING_ONSET[0]), 0.0, 1.0)
+        closes = max(float(np.clip((most - _CLOSING_ONSET[0]) / (_CLOSING_ONSET[1] - _CLOSING_ONSET[0]), 0.0, 1.0)),
+                     float(np.clip(blink[lid.eye] / _CLOSING_BLINK, 0.0, 1.0)))
         closing = np.clip(margin_moved, 0.0, lowered) * closes
         power = (span + lowered) / (span + lowered - closing)
         u = np.maximum(above - rigid, 0.0) / (span + lowered)

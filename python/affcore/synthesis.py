@@ -89,6 +89,9 @@ def _resting_face(fitted: np.ndarray, target: np.ndarray, names) -> np.ndarray:
 # iBUG's upper and lower lid points that face each other, per eye in _eye_columns' order:
 # the subject's left eye (iBUG 42-47, ICT's _L) and right eye (36-41)
 _LID_PAIRS = (((43, 47), (44, 46)), ((37, 41), (38, 40)))
+# _eyelids' upper lids are those of iBUG 36-41 and 42-47: eyeBlink_R and eyeBlink_L, the
+# second and the first of _eye_columns(names, "eyeBlink")
+_LID_BLINK = [1, 0]
 
 
 def _eye_columns(names, shape: str) -> list[int]:
@@ -622,7 +625,7 @@ class Synthesizer:
         if len(self._raster_triangles) > len(self._target_triangles):
             r.triangle_id[r.triangle_id >= len(self._target_triangles)] = -1
         # the face: the photo where it showed the surface, shaded materials where it did not
-        source, lids = self._target_sources(screen)
+        source, lids = self._target_sources(screen, blendshapes)
         sx0, sy0 = self._src_box[:2]
         lip = float(screen[self._mesh.lip, 2].mean())
         # the displacement field comes as block means: its extension works at a quarter of
@@ -644,13 +647,14 @@ class Synthesizer:
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small
 
-    def _target_sources(self, screen: np.ndarray):
-        """Where a target with vertices at ``screen`` samples each vertex in the photo (N, 3):
-        where the fit put it, except on upper lids that move down relative to the skin above
-        them, whose skin is laid out again (affcore._eyelids); and those lids
-        (_eyelids.CarriedLids, or None)."""
+    def _target_sources(self, screen: np.ndarray, blendshapes: np.ndarray):
+        """Where a target (``blendshapes``, with vertices at ``screen``) samples each vertex
+        in the photo (N, 3): where the fit put it, except on upper lids that move down
+        relative to the skin above them, whose skin is laid out again (affcore._eyelids); and
+        those lids (_eyelids.CarriedLids, or None)."""
+        blink = (np.asarray(blendshapes)[self._blink] - self._fitted_expression[self._blink]) * self._blink_gain
         lids = carry_upper_lids(screen[:, :2], self._source_screen[:, :2], self._upper_lids, self._down,
-                                self.fit.scale)
+                                self.fit.scale, blink[_LID_BLINK])
         if lids is None:
             return self._source_screen, None
         source = self._source_screen.copy()
