@@ -20,9 +20,10 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # The mesh parts, materials, result type and target weights are shared with the fast path;
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
-    ALBEDO, GUMS, IRIS, LID_MARGIN, MOUTH_SLIVER, SCLERA, SCLERA_WHITE, SKIN, SKIN_ALBEDO, SOCKET, TEETH,
+    ALBEDO, CAVITY_AMBIENT, GUMS, IRIS, KEY_LIGHT_UP, LID_MARGIN, MOUTH_SLIVER, SCLERA, SCLERA_WHITE, SKIN,
+    SKIN_ALBEDO, SOCKET, TEETH,
     RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LID_BLINK, _LUMA, _closed_eyes, _closing_gain,
-    _eye_columns, _colourless, _face_triangles, _mesh, _mouth_colours, _mouth_opened, _outline_skin)
+    _cavity_light, _eye_columns, _colourless, _face_triangles, _mesh, _mouth_colours, _mouth_opened, _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -235,11 +236,14 @@ class ReferenceSynthesizer:
             # camera-facing normal (x right, y up, z towards the camera)
             n = interpolate(normals, tris, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
             n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-6)
-            lambert = np.clip(n[:, 2], 0.0, 1.0)
+            # the cosine towards the key light, KEY_LIGHT_UP above the view axis
+            towards = n[:, 1] * KEY_LIGHT_UP + n[:, 2] * np.sqrt(1.0 - KEY_LIGHT_UP ** 2)
             depth = r.depth.reshape(-1)[idx]
             lm = self._lip_depth(screen)
-            # light falls off inside the mouth: the deeper behind the lips, the darker
+            # light falls off inside the mouth: the deeper behind the lips, the darker; teeth
+            # turn to the light half-Lambert, the rest Lambert
             cavity = np.exp(-np.maximum(depth - lm, 0.0) / (1.5 * self.fit.scale))
+            facing = np.where(p == TEETH, 0.5 * (np.clip(towards, -1.0, 1.0) + 1.0), np.clip(towards, 0.0, 1.0))
             lit = np.zeros((len(idx), 3), np.float32)
             for q, a in ALBEDO.items():
                 lit[p == q] = self._photo_colours.get(q, np.asarray(a) * self._light)
@@ -247,7 +251,21 @@ class ReferenceSynthesizer:
                 lit[:] = (lit @ _LUMA)[:, None]
             mouth = np.isin(p, (SOCKET, GUMS, TEETH))
             # newly uncovered eyeball sits in the shadow of the lid
-            shade = np.where(mouth, (0.3 + 0.7 * lambert) * (0.1 + 0.9 * cavity), 0.8)
+            shade = np.where(mouth, (0.3 + 0.7 * facing) * (0.1 + 0.9 * cavity), 0.8)
+            # the socket, gums and tongue are lit instead by the key light through the opening
+            # (synthesis._cavity_light, within the window of the outer lips' corners and
+            # centres) and by ambient light
+            lips = screen[LANDMARK_VERTICES[[48, 54, 51, 57]], :2] - offset[:2]
+            (lx0, ly0), (lx1, ly1) = lips.min(axis=0), lips.max(axis=0)
+            window = (int(lx0) - 4, int(ly0) - 4, int(np.ceil(lx1)) + 5, int(np.ceil(ly1)) + 5)
+            through = _cavity_light(tid, self._target_part, r.depth, lm, window)
+            if through is not None:
+                light = np.zeros(tid.shape, np.float32)
+                (ch, cw), (cx, cy) = through[0].shape, through[1]
+                light[cy:cy + ch, cx:cx + cw] = through[0]
+                light = light.reshape(-1)[idx]
+                key = CAVITY_AMBIENT + (1.0 - CAVITY_AMBIENT) * np.clip(towards, 0.0, 1.0) * light
+                shade = np.where(np.isin(p, (SOCKET, GUMS)), key, shade)
             material = lit * shade[:, None]
             flat = colour.reshape(-1, 3)
             flat[idx[synthetic]] = material[synthetic]

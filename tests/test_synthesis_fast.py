@@ -154,6 +154,14 @@ def test_transfer_face_checks_its_inputs():
             _core.transfer_face(**_face_args(), mouth_opened=bad)
     with pytest.raises(TypeError, match="mouth_opened"):
         _core.transfer_face(**_face_args(), mouth_opened=np.ones(3, np.float64))
+    for bad in (np.ones(4, np.float32), np.full((2, 2), np.nan, np.float32), np.full((2, 2), 1.5, np.float32)):
+        with pytest.raises(ValueError, match="cavity_light"):
+            _core.transfer_face(**_face_args(), cavity_light=bad)
+    for name, value in (("light_up", 1.0), ("light_up", -0.1), ("cavity_ambient", 1.5), ("cavity_ambient", np.nan)):
+        with pytest.raises(ValueError, match=name):
+            _core.transfer_face(**_face_args(), cavity_light=np.ones((2, 2), np.float32), **{name: value})
+    with pytest.raises(ValueError, match="cavity_origin"):
+        _core.transfer_face(**_face_args(), cavity_light=np.ones((2, 2), np.float32), cavity_origin=(1, 2, 3))
 
 
 def test_skin_shade_scales_the_skin_and_nothing_else():
@@ -203,6 +211,36 @@ def test_mouth_opened_mixes_the_photo_into_the_shaded_interior():
     b1, b2 = bary[..., 0], bary[..., 1]
     opened = ((1 - b1 - b2) * weights[0] + b1 * weights[1] + b2 * weights[2])[..., None]
     np.testing.assert_allclose(mixed, (1 - opened) * 100 + opened * material, atol=1)
+
+
+def test_cavity_light_lights_the_gums_and_tongue_within_its_window():
+    """One gums-and-tongue triangle covering the box, hidden in the photo, facing the
+    camera: with the key light at the camera (light_up 0), a pixel takes its material's
+    colour times ambient + (1 - ambient) x the light given for it, within the light's window
+    of the box; outside the window no key light reaches it. Teeth keep the depth falloff."""
+    h, w = 8, 10
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    # (wound so that its normal faces the camera: y points down on screen)
+    bary = np.stack([(ys + 0.5) / 40, (xs + 0.5) / 40], axis=-1).astype(np.float32)
+    screen = np.array([[0, 0, 5], [0, 40, 5], [40, 0, 5]], np.float32)  # behind the photo's depth + slack
+    lit = np.zeros((7, 3), np.float32)
+    lit[synthesis.GUMS] = lit[synthesis.TEETH] = (200, 150, 100)
+    args = _face_args(image=np.full((20, 20, 3), 100, np.uint8), triangle_id=np.zeros((h, w), np.int32),
+                      barycentrics=bary, source_screen=screen, target_screen=screen, lit=lit, lip_depth=5.0,
+                      part=np.array([synthesis.GUMS], np.int8), normal_triangles=np.zeros(1, np.int32))
+    light = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    key = dict(cavity_light=light, cavity_origin=(2, 1), light_up=0.0, cavity_ambient=0.2)
+    out, _, _ = _core.transfer_face(**args, **key)
+    expected = np.full((h, w), 0.2, np.float32)
+    expected[1:4, 2:6] = 0.2 + 0.8 * light
+    np.testing.assert_allclose(out, expected[..., None] * np.array([200, 150, 100]), atol=1)
+    # a window reaching past the box is read only where it overlaps it
+    out, _, _ = _core.transfer_face(**args, **(key | dict(cavity_origin=(8, -2))))
+    expected = np.full((h, w), 0.2, np.float32)
+    expected[0:1, 8:10] = 0.2 + 0.8 * light[2:3, 0:2]
+    np.testing.assert_allclose(out, expected[..., None] * np.array([200, 150, 100]), atol=1)
+    teeth = args | dict(part=np.array([synthesis.TEETH], np.int8))
+    np.testing.assert_array_equal(_core.transfer_face(**teeth, **key)[0], _core.transfer_face(**teeth)[0])
 
 
 def test_transfer_surround_checks_its_inputs():
@@ -995,3 +1033,77 @@ def test_closed_lids_take_a_colour_without_bands(model, london_pairs, landmark_c
     # these photos with the colour averaged over 1 mm, each photo's between 1.16 and 3.01;
     # now 1.73, and lower on every photo)
     assert np.mean(steps) < 1.9, steps
+
+
+def _open_mouth(image, lm):
+    """For a photo and its landmarks: how far the lips are parted (the inner lips' mean gap
+    over the mouth's width), and the grey level inside the inner lip outline, teeth left
+    out, over the lips' median grey level: its median over the upper and the lower half of
+    the opening. None when fewer than 20 such pixels lie in each half."""
+    x0, y0 = np.floor(lm[48:68].min(axis=0)).astype(int) - 1
+    x1, y1 = np.ceil(lm[48:68].max(axis=0)).astype(int) + 2
+    box = np.ascontiguousarray(image[y0:y1, x0:x1])
+    inner, outer = np.zeros(box.shape[:2], np.uint8), np.zeros(box.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.rint(lm[60:68] - [x0, y0]).astype(np.int32)], 1)
+    cv2.fillPoly(outer, [np.rint(lm[48:60] - [x0, y0]).astype(np.int32)], 1)
+    inner = cv2.erode(inner, np.ones((3, 3), np.uint8)) > 0
+    lips = (outer > 0) & ~inner
+    lab = cv2.cvtColor(box, cv2.COLOR_RGB2LAB).astype(float)
+    lightness, chroma = lab[..., 0], np.hypot(lab[..., 1] - 128, lab[..., 2] - 128)
+    teeth = (lightness > np.median(lightness[lips]) + 10) & (chroma <= 0.7 * np.median(chroma[lips]) + 1)
+    grey = cv2.cvtColor(box, cv2.COLOR_RGB2GRAY).astype(float) / np.median(
+        cv2.cvtColor(box, cv2.COLOR_RGB2GRAY)[lips])
+    gap = np.mean([lm[b, 1] - lm[a, 1] for a, b in ((61, 67), (62, 66), (63, 65))])
+    middle = (lm[62, 1] + lm[66, 1]) / 2 - y0
+    rows = np.arange(box.shape[0])[:, None]
+    cavity = inner & ~teeth
+    upper, lower = cavity & (rows < middle), cavity & (rows > middle)
+    if upper.sum() < 20 or lower.sum() < 20:
+        return None
+    return gap / (lm[54, 0] - lm[48, 0]), float(np.median(grey[upper])), float(np.median(grey[lower]))
+
+
+def test_open_mouths_are_lit_like_real_open_mouths(model, data, london_pairs, landmark_cache):
+    """In TCCE's studio photos of open mouths the tongue is lit, nearly as bright as the
+    lips, and the palate and throat above it lie in the upper lip's shadow. The mouth
+    interior was shaded darker the deeper it lay, whatever the opening: synthesized open
+    mouths were black voids (inside the lips 0.12 of the lips' grey level above, 0.18
+    below). The key light now reaches the socket, gums and tongue through the
+    opening, from a little above the camera: the lower half of a synthesized open mouth is
+    as bright, against the lips, as at least half of real open mouths' lower halves, and
+    darker above than below."""
+    import csv
+
+    from affcore.landmarks import LandmarkError, detect_landmarks
+
+    with open(data / "tcce" / "labels.csv", newline="") as f:
+        names = [r["file"] for r in csv.DictReader(f) if r["expression"] in ("surprise", "fear")]
+    real = []
+    for name in names:
+        img = read_image(data / "tcce" / "images" / name)
+        try:
+            m = _open_mouth(img, detect_landmarks(img))
+        except LandmarkError:
+            continue
+        if m is not None and m[0] >= 0.2:
+            real.append(m[1:])
+    assert len(real) >= 30
+    real = np.array(real)
+    synthesized = []
+    for k in range(8):
+        photo, lm = _photo(london_pairs, landmark_cache, k)
+        s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
+        for target in ({"expression": "surprise"}, {"aus": {"AU27": 1.0}}):
+            out = s.render(**target)
+            m = _open_mouth(out, detect_landmarks(out))
+            if m is not None and m[0] >= 0.2:
+                synthesized.append(m[1:])
+    assert len(synthesized) >= 10
+    synthesized = np.array(synthesized)
+    # (medians against the lips, lower half and upper half: real 0.72 and 0.28, the lower
+    # halves' lower quartile 0.50; synthesized 0.18 and 0.12 before, 0.66 and 0.36 now. With
+    # the key light at the camera, which casts no shadow, the cavity is lit flat: 0.63 and
+    # 0.62.)
+    assert np.median(synthesized[:, 1]) >= np.percentile(real[:, 1], 25), (np.median(synthesized, axis=0),
+                                                                            np.median(real, axis=0))
+    assert np.median(synthesized[:, 0]) < 0.75 * np.median(synthesized[:, 1])

@@ -45,7 +45,8 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
                         const py::object& src_depth_obj, const py::tuple& src_origin, const py::tuple& box_origin,
                         float depth_slack, float lip_depth, float cavity_scale, const py::object& lit_obj, int reduce,
                         int threads, const py::object& skin_shade_obj, int lid_margin, int mouth_sliver,
-                        const py::object& mouth_opened_obj) {
+                        const py::object& mouth_opened_obj, const py::object& cavity_light_obj,
+                        const py::tuple& cavity_origin, float light_up, float cavity_ambient) {
     auto image = require_photo(image_obj);
     auto source = require_array<float>(source_obj, "source_screen");
     require_shape(source, {-1, 3}, "source_screen");
@@ -120,6 +121,25 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
         if (std::any_of(k, k + V, [](float v) { return v < 0.0f || v > 4.0f; }))
             throw py::value_error("skin_shade: factors must lie in [0, 4]");
         in.skin_shade = k;
+    }
+    if (!(light_up >= 0.0f && light_up < 1.0f)) throw py::value_error("light_up: must lie in [0, 1)");
+    in.light_up = light_up;
+    carray<float> cavity_light;
+    if (!cavity_light_obj.is_none()) {
+        cavity_light = require_array<float>(cavity_light_obj, "cavity_light");
+        require_shape(cavity_light, {-1, -1}, "cavity_light");
+        const float* c = cavity_light.data();
+        const py::ssize_t n = cavity_light.shape(0) * cavity_light.shape(1);
+        // (NaN fails the test too)
+        if (!std::all_of(c, c + n, [](float v) { return v >= 0.0f && v <= 1.0f; }))
+            throw py::value_error("cavity_light: values must lie in [0, 1]");
+        if (!(cavity_ambient >= 0.0f && cavity_ambient <= 1.0f))
+            throw py::value_error("cavity_ambient: must lie in [0, 1]");
+        in.cavity_light = c;
+        std::tie(in.cavity_x0, in.cavity_y0) = require_xy(cavity_origin, "cavity_origin");
+        in.cavity_h = static_cast<int>(cavity_light.shape(0));
+        in.cavity_w = static_cast<int>(cavity_light.shape(1));
+        in.cavity_ambient = cavity_ambient;
     }
     carray<float> mouth_opened;
     if (!mouth_opened_obj.is_none()) {
@@ -329,6 +349,8 @@ void bind_synthesis(pybind11::module_& m) {
           "part"_a, "source_screen"_a, "target_screen"_a, "normal_triangles"_a, "src_depth"_a, "src_origin"_a,
           "box_origin"_a, "depth_slack"_a, "lip_depth"_a, "cavity_scale"_a, "lit"_a, "reduce"_a = 1, "threads"_a = 0,
           "skin_shade"_a = py::none(), "lid_margin"_a = 0, "mouth_sliver"_a = 0, "mouth_opened"_a = py::none(),
+          "cavity_light"_a = py::none(), "cavity_origin"_a = py::make_tuple(0, 0), "light_up"_a = 0.0f,
+          "cavity_ambient"_a = 0.0f,
           "Fused texture transfer over the deformed face's pixels: (composite, displacement, known), the "
           "last two as means over reduce x reduce blocks; `skin_shade` (V,) float32 in [0, 4], optional, "
           "multiplies the photo's colour at skin pixels (interpolated per pixel); `lid_margin` (pixels) of "
@@ -337,7 +359,10 @@ void bind_synthesis(pybind11::module_& m) {
           "float32 in [0, 1], optional, for photos of closed lips: how far the target opens the mouth at each "
           "interior vertex, to which degree the interior the photo showed gives way to the shaded materials, "
           "and those thin runs (and, there, thin runs between lip and lip) take their neighbour's colour only as "
-          "far as the target leaves the mouth as it was. See affcore.synthesis.");
+          "far as the target leaves the mouth as it was; the mouth's materials turn to a key light `light_up` (the "
+          "sine of its elevation) above the view axis; `cavity_light` (h, w) float32 in [0, 1], optional, at "
+          "`cavity_origin` (x, y) in the box: the key light reaching the mouth socket, gums and tongue through the "
+          "lips' opening, which are then lit by it and `cavity_ambient` of ambient light. See affcore.synthesis.");
     m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
           "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");

@@ -242,6 +242,17 @@ MOUTH_SLIVER = 0.15
 # first, all past the second, smoothly between (texture_transfer.hpp, shade_opened_mouth).
 # A single threshold made sequences that open the mouth flicker.
 MOUTH_OPENING = (0.02, 0.12)
+# The key light that reaches into an open mouth (_cavity_light): the sine of its elevation
+# above the view axis (about 12 degrees), the tangent of its angular radius (the upper lip's
+# shadow softens with depth), and the ambient light in that shadow, as a fraction of the
+# key light. Lit through the opening so, the tongue shows and the palate and the throat lie
+# in the upper lip's shadow, as in TCCE's studio photos of open mouths (eighteenth session;
+# the values chosen on them and on the London photos: docs/synthesis.md). A light from 6
+# degrees lit the model's palate, a shelf behind the upper teeth; from 20, the tongue too lay
+# in shadow.
+KEY_LIGHT_UP = 0.2
+KEY_LIGHT_SPREAD = 0.3
+CAVITY_AMBIENT = 0.1
 # Least area of teeth-like pixels between a photo's lips, in square inter-ocular distances,
 # whose colour the rendered teeth take (_mouth_colours); four times what shows_teeth asks
 # for (about 8 mm²). Fewer are a sliver at the teeth's edge, tinted by the lips around it
@@ -255,6 +266,52 @@ TEETH_COLOUR_AREA = 2e-3
 # instead of the model's 27k and never copies the basis).
 _LIP_LANDMARKS = (48, 54, 51, 57)  # mouth corners and lip centres: the front of the mouth cavity
 _INNER_LIP_UPPER, _INNER_LIP_LOWER = zip(*_FACING_INNER_LIPS)  # iBUG inner-lip points, facing pairs
+
+
+def _cavity_light(triangle_id: np.ndarray, part: np.ndarray, depth: np.ndarray, lip: float, window):
+    """How much of the key light reaches the mouth socket, gums and tongue at each pixel of
+    a target's raster (``triangle_id``, ``depth`` over the box; ``part`` of each triangle)
+    through the lips' opening: (light, (x0, y0)), light (h, w) float32 in [0, 1] over the
+    window's part of the box at (x0, y0), 0 elsewhere; None when the target shows no mouth
+    interior there. ``lip``: the depth (px) of the front of the mouth, ``window`` (x0, y0,
+    x1, y1) the pixels of the box that can show it (around the lips). (Teeth, at the front
+    of the mouth, keep the depth falloff; texture_transfer.hpp, material_colour.)
+
+    The light comes from KEY_LIGHT_UP above the view axis: from a point ``d`` behind the
+    lips, it passes the lips' plane ``d`` x tan(elevation) higher up on screen (the screen's
+    projection is orthographic), and that point must lie in the opening, which is where the
+    raster shows the mouth interior (teeth included). The light has an angular radius
+    (KEY_LIGHT_SPREAD), so the edge of the upper lip's shadow widens with ``d``."""
+    import cv2
+
+    h, w = triangle_id.shape
+    x0, y0, x1, y1 = window
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    tid = triangle_id[y0:y1, x0:x1]
+    where = np.take(np.append(part, np.int8(-1)), tid)  # -1 (off the face) takes the appended -1
+    opening = (where == SOCKET) | (where == GUMS) | (where == TEETH)
+    if not opening.any():
+        return None
+    inside = opening.view(np.uint8)
+    # signed distance to the opening's edge, px (positive inside)
+    signed = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) - cv2.distanceTransform(
+        1 - inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    rows, cols = np.nonzero((where == SOCKET) | (where == GUMS))
+    behind = np.maximum(depth[y0:y1, x0:x1][rows, cols] - lip, 0.0)
+    up = KEY_LIGHT_UP / np.sqrt(1.0 - KEY_LIGHT_UP * KEY_LIGHT_UP)
+    # the signed distance there, linear between rows (rounded to a row, the light jumped by a
+    # row's worth from frame to frame as a mouth opened); above the window: beyond the lips
+    # (their height bounds the window)
+    at = rows - up * behind
+    row = np.floor(at).astype(np.intp)
+    f = (at - row).astype(np.float32)
+    below = np.minimum(row + 1, len(signed) - 1)
+    edge = np.where(row >= 0, (1 - f) * signed[np.maximum(row, 0), cols] + f * signed[below, cols], -np.inf)
+    light = np.zeros(tid.shape, np.float32)
+    light[rows, cols] = np.clip(0.5 + edge / (2.0 * KEY_LIGHT_SPREAD * behind + 1.0), 0.0, 1.0)
+    return light, (x0, y0)
 
 
 def _mouth_opened(target_xy: np.ndarray, source_xy: np.ndarray, upper: np.ndarray, lower: np.ndarray,
@@ -628,6 +685,10 @@ class Synthesizer:
         source, lids = self._target_sources(screen, blendshapes)
         sx0, sy0 = self._src_box[:2]
         lip = float(screen[self._mesh.lip, 2].mean())
+        # the mouth's opening lies within the outer lips' corners and centres (a few pixels' slack)
+        (lx0, ly0), (lx1, ly1) = _corners(screen[self._mesh.lip, :2] - np.array([x0, y0], np.float32))
+        cavity = _cavity_light(r.triangle_id, self._target_part, r.depth, lip,
+                               (int(lx0) - 4, int(ly0) - 4, int(np.ceil(lx1)) + 5, int(np.ceil(ly1)) + 5))
         # the displacement field comes as block means: its extension works at a quarter of
         # the resolution (the field is smooth)
         reduce = _BLOCK if min(bh, bw) >= 64 else 1
@@ -639,7 +700,9 @@ class Synthesizer:
             skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression),
             lid_margin=int(round(LID_MARGIN * self.fit.scale)), mouth_sliver=int(round(MOUTH_SLIVER * self.fit.scale)),
             mouth_opened=None if self._shows_teeth else _mouth_opened(
-                screen[:, :2], self._source_screen[:, :2], *self._mesh.inner_lip, self._mesh.interior, self.fit.scale))
+                screen[:, :2], self._source_screen[:, :2], *self._mesh.inner_lip, self._mesh.interior, self.fit.scale),
+            cavity_light=None if cavity is None else cavity[0], cavity_origin=(0, 0) if cavity is None else cavity[1],
+            light_up=KEY_LIGHT_UP, cavity_ambient=CAVITY_AMBIENT)
         if lids is not None:  # where a closing lid unfolds skin the photo hid: the lid's colour
             fill_lids(comp, r.triangle_id, r.barycentrics, self._target_triangles, lids,
                       screen[:, :2] - np.array([x0, y0], np.float32), len(screen), threads=self.threads)

@@ -150,6 +150,17 @@ struct FaceInputs {
     float depth_slack = 0.0f;  // a surface point is visible when depth <= front + slack
     float lip_depth = 0.0f;    // front of the mouth cavity
     float cavity_scale = 1.0f; // light falls off as exp(-(depth - lip) / cavity_scale)
+    // The key light's elevation above the view axis (its sine): the mouth's materials turn to
+    // it (0: the camera).
+    float light_up = 0.0f;
+    // Optional: how much of the key light reaches the mouth socket, gums and tongue through
+    // the lips' opening, in [0, 1], over a cavity_h x cavity_w window of the box at
+    // (cavity_x0, cavity_y0) (0 outside it; affcore.synthesis._cavity_light). They are then
+    // lit by it and by cavity_ambient of ambient light instead of the falloff above (which
+    // the teeth keep). Null: the falloff.
+    const float* cavity_light = nullptr;
+    int cavity_x0 = 0, cavity_y0 = 0, cavity_h = 0, cavity_w = 0;
+    float cavity_ambient = 0.0f;
     const float* lit = nullptr;  // kNumParts x 3: lit colour of each part's material
     // Optional, V: a factor on the photo's colour at skin pixels, interpolated from the
     // vertices (the expression's change of skin shading: creases, folds; null = none).
@@ -245,11 +256,27 @@ inline void material_colour(const FaceInputs& in, std::size_t i, std::int32_t t,
     float n[3];
     for (int c = 0; c < 3; ++c) n[c] = b0 * n0[c] + b1 * n1[c] + b2 * n2[c];
     const float len = std::max(std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), 1e-6f);
-    const float lambert = std::min(std::max(n[2] / len, 0.0f), 1.0f);
     float shade = 0.8f;  // uncovered eyeball: in the lid's shadow
     if (p == kSocket || p == kGums || p == kTeeth) {
-        const float cavity = std::exp(-std::max(in.depth[i] - in.lip_depth, 0.0f) / in.cavity_scale);
-        shade = (0.3f + 0.7f * lambert) * (0.1f + 0.9f * cavity);
+        // the cosine towards the key light (light_up above the view axis)
+        const float towards = (n[1] * in.light_up + n[2] * std::sqrt(1.0f - in.light_up * in.light_up)) / len;
+        if (in.cavity_light && p != kTeeth) {
+            // the key light through the lips' opening, and ambient light
+            const int row = static_cast<int>(i / static_cast<std::size_t>(in.box_w)) - in.cavity_y0;
+            const int col = static_cast<int>(i % static_cast<std::size_t>(in.box_w)) - in.cavity_x0;
+            const bool inside = row >= 0 && row < in.cavity_h && col >= 0 && col < in.cavity_w;
+            const float light = inside ? in.cavity_light[static_cast<std::size_t>(row) * in.cavity_w + col] : 0.0f;
+            shade = in.cavity_ambient +
+                    (1.0f - in.cavity_ambient) * std::min(std::max(towards, 0.0f), 1.0f) * light;
+        } else {
+            // darker the deeper behind the lips. Teeth turn to the light half-Lambert (enamel
+            // is translucent): lit as a plain Lambert surface, the lower teeth's edges
+            // showed for a frame as a dark line between the lower lip and the tongue.
+            const float facing = p == kTeeth ? 0.5f * (std::min(std::max(towards, -1.0f), 1.0f) + 1.0f)
+                                             : std::min(std::max(towards, 0.0f), 1.0f);
+            const float cavity = std::exp(-std::max(in.depth[i] - in.lip_depth, 0.0f) / in.cavity_scale);
+            shade = (0.3f + 0.7f * facing) * (0.1f + 0.9f * cavity);
+        }
     }
     const float* lit = in.lit + 3 * p;
     for (int c = 0; c < 3; ++c) colour[c] = lit[c] * shade;
