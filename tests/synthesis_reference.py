@@ -253,12 +253,10 @@ class ReferenceSynthesizer:
             # newly uncovered eyeball sits in the shadow of the lid
             shade = np.where(mouth, (0.3 + 0.7 * facing) * (0.1 + 0.9 * cavity), 0.8)
             # the socket, gums and tongue are lit instead by the key light through the opening
-            # (synthesis._cavity_light, within the window of the outer lips' corners and
-            # centres) and by ambient light
+            # (synthesis._cavity_light, around the outer lips' corners and centres) and by
+            # ambient light
             lips = screen[LANDMARK_VERTICES[[48, 54, 51, 57]], :2] - offset[:2]
-            (lx0, ly0), (lx1, ly1) = lips.min(axis=0), lips.max(axis=0)
-            window = (int(lx0) - 4, int(ly0) - 4, int(np.ceil(lx1)) + 5, int(np.ceil(ly1)) + 5)
-            through = _cavity_light(tid, self._target_part, r.depth, lm, window)
+            through = _cavity_light(tid, self._target_part, r.depth, lips, lm)
             if through is not None:
                 light = np.zeros(tid.shape, np.float32)
                 (ch, cw), (cx, cy) = through[0].shape, through[1]

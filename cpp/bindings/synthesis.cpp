@@ -123,7 +123,10 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
         in.skin_shade = k;
     }
     if (!(light_up >= 0.0f && light_up < 1.0f)) throw py::value_error("light_up: must lie in [0, 1)");
+    if (!(cavity_ambient >= 0.0f && cavity_ambient <= 1.0f))
+        throw py::value_error("cavity_ambient: must lie in [0, 1]");
     in.light_up = light_up;
+    in.cavity_ambient = cavity_ambient;
     carray<float> cavity_light;
     if (!cavity_light_obj.is_none()) {
         cavity_light = require_array<float>(cavity_light_obj, "cavity_light");
@@ -133,13 +136,10 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
         // (NaN fails the test too)
         if (!std::all_of(c, c + n, [](float v) { return v >= 0.0f && v <= 1.0f; }))
             throw py::value_error("cavity_light: values must lie in [0, 1]");
-        if (!(cavity_ambient >= 0.0f && cavity_ambient <= 1.0f))
-            throw py::value_error("cavity_ambient: must lie in [0, 1]");
         in.cavity_light = c;
         std::tie(in.cavity_x0, in.cavity_y0) = require_xy(cavity_origin, "cavity_origin");
         in.cavity_h = static_cast<int>(cavity_light.shape(0));
         in.cavity_w = static_cast<int>(cavity_light.shape(1));
-        in.cavity_ambient = cavity_ambient;
     }
     carray<float> mouth_opened;
     if (!mouth_opened_obj.is_none()) {

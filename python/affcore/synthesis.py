@@ -268,37 +268,38 @@ _LIP_LANDMARKS = (48, 54, 51, 57)  # mouth corners and lip centres: the front of
 _INNER_LIP_UPPER, _INNER_LIP_LOWER = zip(*_FACING_INNER_LIPS)  # iBUG inner-lip points, facing pairs
 
 
-def _cavity_light(triangle_id: np.ndarray, part: np.ndarray, depth: np.ndarray, lip: float, window):
+def _cavity_light(triangle_id: np.ndarray, part: np.ndarray, depth: np.ndarray, lip_xy: np.ndarray, lip: float):
     """How much of the key light reaches the mouth socket, gums and tongue at each pixel of
     a target's raster (``triangle_id``, ``depth`` over the box; ``part`` of each triangle)
-    through the lips' opening: (light, (x0, y0)), light (h, w) float32 in [0, 1] over the
-    window's part of the box at (x0, y0), 0 elsewhere; None when the target shows no mouth
-    interior there. ``lip``: the depth (px) of the front of the mouth, ``window`` (x0, y0,
-    x1, y1) the pixels of the box that can show it (around the lips). (Teeth, at the front
-    of the mouth, keep the depth falloff; texture_transfer.hpp, material_colour.)
+    through the lips' opening: (light, (x0, y0)), light (h, w) float32 in [0, 1] over a
+    window of the box at (x0, y0), 0 elsewhere; None when the target shows no mouth interior
+    there. ``lip_xy`` (K, 2): the outer lips' corners and centres in the box (px), around
+    which, with a few pixels' slack, the window lies (the opening lies within them); ``lip``:
+    the depth (px) of the front of the mouth. (Teeth, at the front of the mouth, keep the
+    depth falloff; texture_transfer.hpp, material_colour.)
 
     The light comes from KEY_LIGHT_UP above the view axis: from a point ``d`` behind the
     lips, it passes the lips' plane ``d`` x tan(elevation) higher up on screen (the screen's
     projection is orthographic), and that point must lie in the opening, which is where the
     raster shows the mouth interior (teeth included). The light has an angular radius
     (KEY_LIGHT_SPREAD), so the edge of the upper lip's shadow widens with ``d``."""
-    import cv2
-
     h, w = triangle_id.shape
-    x0, y0, x1, y1 = window
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    (lx0, ly0), (lx1, ly1) = _corners(lip_xy)
+    x0, y0 = max(int(lx0) - 4, 0), max(int(ly0) - 4, 0)
+    x1, y1 = min(int(np.ceil(lx1)) + 5, w), min(int(np.ceil(ly1)) + 5, h)
     if x1 <= x0 or y1 <= y0:
         return None
     tid = triangle_id[y0:y1, x0:x1]
     where = np.take(np.append(part, np.int8(-1)), tid)  # -1 (off the face) takes the appended -1
-    opening = (where == SOCKET) | (where == GUMS) | (where == TEETH)
+    lit = (where == SOCKET) | (where == GUMS)  # what the key light lights (the teeth: the falloff)
+    opening = lit | (where == TEETH)
     if not opening.any():
         return None
     inside = opening.view(np.uint8)
     # signed distance to the opening's edge, px (positive inside)
     signed = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) - cv2.distanceTransform(
         1 - inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    rows, cols = np.nonzero((where == SOCKET) | (where == GUMS))
+    rows, cols = np.nonzero(lit)
     behind = np.maximum(depth[y0:y1, x0:x1][rows, cols] - lip, 0.0)
     up = KEY_LIGHT_UP / np.sqrt(1.0 - KEY_LIGHT_UP * KEY_LIGHT_UP)
     # the signed distance there, linear between rows (rounded to a row, the light jumped by a
@@ -685,10 +686,8 @@ class Synthesizer:
         source, lids = self._target_sources(screen, blendshapes)
         sx0, sy0 = self._src_box[:2]
         lip = float(screen[self._mesh.lip, 2].mean())
-        # the mouth's opening lies within the outer lips' corners and centres (a few pixels' slack)
-        (lx0, ly0), (lx1, ly1) = _corners(screen[self._mesh.lip, :2] - np.array([x0, y0], np.float32))
-        cavity = _cavity_light(r.triangle_id, self._target_part, r.depth, lip,
-                               (int(lx0) - 4, int(ly0) - 4, int(np.ceil(lx1)) + 5, int(np.ceil(ly1)) + 5))
+        cavity = _cavity_light(r.triangle_id, self._target_part, r.depth,
+                               screen[self._mesh.lip, :2] - np.array([x0, y0], np.float32), lip)
         # the displacement field comes as block means: its extension works at a quarter of
         # the resolution (the field is smooth)
         reduce = _BLOCK if min(bh, bw) >= 64 else 1
