@@ -231,42 +231,41 @@ class ReferenceSynthesizer:
         p = part.reshape(-1)[idx]
         synthetic = ~seen & (p != SKIN)
         material = np.zeros((len(idx), 3), np.float32)
-        if synthetic.any() or not self._shows_teeth:
-            normals = _vertex_normals(screen * np.array([1, -1, -1], np.float32), tris)
-            # camera-facing normal (x right, y up, z towards the camera)
-            n = interpolate(normals, tris, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
-            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-6)
-            # the cosine towards the key light, KEY_LIGHT_UP above the view axis
-            towards = n[:, 1] * KEY_LIGHT_UP + n[:, 2] * np.sqrt(1.0 - KEY_LIGHT_UP ** 2)
-            depth = r.depth.reshape(-1)[idx]
-            lm = self._lip_depth(screen)
-            # light falls off inside the mouth: the deeper behind the lips, the darker; teeth
-            # turn to the light half-Lambert, the rest Lambert
-            cavity = np.exp(-np.maximum(depth - lm, 0.0) / (1.5 * self.fit.scale))
-            facing = np.where(p == TEETH, 0.5 * (np.clip(towards, -1.0, 1.0) + 1.0), np.clip(towards, 0.0, 1.0))
-            lit = np.zeros((len(idx), 3), np.float32)
-            for q, a in ALBEDO.items():
-                lit[p == q] = self._photo_colours.get(q, np.asarray(a) * self._light)
-            if self._colourless:  # a grey photo's materials are grey (luminance)
-                lit[:] = (lit @ _LUMA)[:, None]
-            mouth = np.isin(p, (SOCKET, GUMS, TEETH))
-            # newly uncovered eyeball sits in the shadow of the lid
-            shade = np.where(mouth, (0.3 + 0.7 * facing) * (0.1 + 0.9 * cavity), 0.8)
-            # the socket, gums and tongue are lit instead by the key light through the opening
-            # (synthesis._cavity_light, around the outer lips' corners and centres) and by
-            # ambient light
-            lips = screen[LANDMARK_VERTICES[[48, 54, 51, 57]], :2] - offset[:2]
-            through = _cavity_light(tid, self._target_part, r.depth, lips, lm)
-            if through is not None:
-                light = np.zeros(tid.shape, np.float32)
-                (ch, cw), (cx, cy) = through[0].shape, through[1]
-                light[cy:cy + ch, cx:cx + cw] = through[0]
-                light = light.reshape(-1)[idx]
-                key = CAVITY_AMBIENT + (1.0 - CAVITY_AMBIENT) * np.clip(towards, 0.0, 1.0) * light
-                shade = np.where(np.isin(p, (SOCKET, GUMS)), key, shade)
-            material = lit * shade[:, None]
-            flat = colour.reshape(-1, 3)
-            flat[idx[synthetic]] = material[synthetic]
+        normals = _vertex_normals(screen * np.array([1, -1, -1], np.float32), tris)
+        # camera-facing normal (x right, y up, z towards the camera)
+        n = interpolate(normals, tris, tid, r.barycentrics, threads=self.threads).reshape(-1, 3)[idx]
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-6)
+        # the cosine towards the key light, KEY_LIGHT_UP above the view axis
+        towards = n[:, 1] * KEY_LIGHT_UP + n[:, 2] * np.sqrt(1.0 - KEY_LIGHT_UP ** 2)
+        depth = r.depth.reshape(-1)[idx]
+        lm = self._lip_depth(screen)
+        # light falls off inside the mouth: the deeper behind the lips, the darker; teeth
+        # turn to the light half-Lambert, the rest Lambert
+        cavity = np.exp(-np.maximum(depth - lm, 0.0) / (1.5 * self.fit.scale))
+        facing = np.where(p == TEETH, 0.5 * (np.clip(towards, -1.0, 1.0) + 1.0), np.clip(towards, 0.0, 1.0))
+        lit = np.zeros((len(idx), 3), np.float32)
+        for q, a in ALBEDO.items():
+            lit[p == q] = self._photo_colours.get(q, np.asarray(a) * self._light)
+        if self._colourless:  # a grey photo's materials are grey (luminance)
+            lit[:] = (lit @ _LUMA)[:, None]
+        mouth = np.isin(p, (SOCKET, GUMS, TEETH))
+        # newly uncovered eyeball sits in the shadow of the lid
+        shade = np.where(mouth, (0.3 + 0.7 * facing) * (0.1 + 0.9 * cavity), 0.8)
+        # the socket, gums and tongue are lit instead by the key light through the opening
+        # (synthesis._cavity_light, around the outer lips' corners and centres) and by
+        # ambient light
+        lips = screen[LANDMARK_VERTICES[[48, 54, 51, 57]], :2] - offset[:2]
+        through = _cavity_light(tid, self._target_part, r.depth, lips, lm)
+        if through is not None:
+            light = np.zeros(tid.shape, np.float32)
+            (ch, cw), (cx, cy) = through[0].shape, through[1]
+            light[cy:cy + ch, cx:cx + cw] = through[0]
+            light = light.reshape(-1)[idx]
+            key = CAVITY_AMBIENT + (1.0 - CAVITY_AMBIENT) * np.clip(towards, 0.0, 1.0) * light
+            shade = np.where(np.isin(p, (SOCKET, GUMS)), key, shade)
+        material = lit * shade[:, None]
+        flat = colour.reshape(-1, 3)
+        flat[idx[synthetic]] = material[synthetic]
         rendered = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
         # uncovered eyeball, column by column (texture_transfer.hpp, continue_eyeball): the
         # lid margin shown next to it moves with the lid; the gap takes the median colour of
@@ -295,34 +294,33 @@ class ReferenceSynthesizer:
             rendered[moved_to, x] = before[moved_from, x]
             rendered[gap, x] = median
 
-        # a photo without teeth between its lips shows no mouth interior worth keeping: as
-        # far as the target opens the mouth there, the interior it showed gives way to the
-        # materials' shading (texture_transfer.hpp, shade_opened_mouth)
+        # the mouth interior the photo showed between the fitted lips (lip on closed lips, or
+        # teeth at the photo's own opening) fits only the mouth as it was: as far as the
+        # target opens the mouth there, it gives way to the materials' shading
+        # (texture_transfer.hpp, shade_opened_mouth)
         mouth = np.full(tid.shape, -1, np.int8)
         in_mouth = np.isin(p, (SOCKET, GUMS, TEETH))
         mouth.reshape(-1)[idx[in_mouth]] = (~seen[in_mouth]).astype(np.int8)
-        opened = np.zeros(tid.shape, np.float32)
-        if not self._shows_teeth:
-            weights = _mouth_opened(screen[:, :2], self._source_screen[:, :2], *self._inner_lip, self._interior,
-                                    self.fit.scale)
-            opened = interpolate(weights[:, None], tris, tid, r.barycentrics, threads=self.threads)[..., 0]
-            shaded = np.zeros(tid.shape + (3,), np.float32)
-            shaded.reshape(-1, 3)[idx] = material
-            shown = mouth == 0
-            weight = opened[shown][:, None]
-            mixed = (1 - weight) * rendered[shown] + weight * shaded[shown]
-            rendered[shown] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+        weights = _mouth_opened(screen[:, :2], self._source_screen[:, :2], *self._inner_lip, self._interior,
+                                self.fit.scale)
+        opened = interpolate(weights[:, None], tris, tid, r.barycentrics, threads=self.threads)[..., 0]
+        shaded = np.zeros(tid.shape + (3,), np.float32)
+        shaded.reshape(-1, 3)[idx] = material
+        shown = mouth == 0
+        weight = opened[shown][:, None]
+        mixed = (1 - weight) * rendered[shown] + weight * shaded[shown]
+        rendered[shown] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
         # thin slivers of hidden mouth interior next to shown interior take the shown
         # neighbour's colour, halves from above and below, as far as the target leaves the
-        # mouth as it was (texture_transfer.hpp, fill_mouth_slivers); in a photo of closed
-        # lips, so do those between lip and lip; taller runs keep the cavity's shading
+        # mouth as it was (texture_transfer.hpp, fill_mouth_slivers); so do those between
+        # lip and lip; taller runs keep the cavity's shading
         sliver = int(round(MOUTH_SLIVER * self.fit.scale))
         before = rendered.copy()
         for x, start, y in _hidden_runs(mouth) if sliver > 0 else []:
             col = mouth[:, x]
             above = start > 0 and col[start - 1] == 0
             below = y < bh and col[y] == 0
-            if not (above or below) and not self._shows_teeth:
+            if not (above or below):
                 above = start > 0 and col[start - 1] == -1 and tid[start - 1, x] >= 0
                 below = y < bh and col[y] == -1 and tid[y, x] >= 0
             if y - start > sliver or not (above or below):

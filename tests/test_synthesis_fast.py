@@ -622,20 +622,21 @@ def _mouth_runs(s, r):
     return [(x, a, b, a > 0 and state[a - 1, x] == 0, b < h and state[b, x] == 0) for x, a, b in _hidden_runs(state)]
 
 
-def test_thin_slivers_of_hidden_mouth_interior_take_the_lip_beside_them(model, london_pairs, landmark_cache):
+def test_thin_slivers_of_hidden_mouth_interior_take_the_lip_beside_them(model, london_pairs, landmark_cache,
+                                                                        monkeypatch):
     """Where the fit lies open on closed lips, the photo's lips sit on the fitted mouth
     interior, and a target that shifts it reveals thin slivers of interior the photo hid
     next to them. Shaded as dark cavity, they drew a dark line across the lower lip (anger,
     contempt). Slivers up to MOUTH_SLIVER tall now continue the shown neighbour; taller
     runs, openings the target makes, keep the materials' shading (teeth, cavity). These
-    photos' full, closed lips are marked 2-6 mm apart by dlib, and show no teeth, so
-    shade_opened_mouth would shade the openings first: it is left out here, as for a photo
-    that shows teeth, to test this pass alone."""
+    photos' full, closed lips are marked 2-6 mm apart by dlib, so shade_opened_mouth would
+    shade the openings first: it is left out here (no mouth_opened weights), to test this
+    pass alone."""
+    monkeypatch.setattr(synthesis, "_mouth_opened", lambda *_: None)
     thin, neighbour, opening, lips = [], [], [], []
     for k in (4, 7, 19, 22):
         photo, lm = _photo(london_pairs, landmark_cache, k)
         s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
-        s._shows_teeth = True
         limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
         for e in ("anger", "contempt", "surprise"):
             _, r, comp, _ = s._face(s.blendshapes(e))
@@ -684,6 +685,15 @@ def test_closed_lips_parted_by_a_few_pixels_show_no_cavity(model, london_pairs, 
     assert notches == 0, (notches, pixels)
 
 
+def _with_photos_mouth_kept(render, *args, **kwargs):
+    """``render(*args, **kwargs)`` with the photo's mouth interior kept wherever the photo
+    showed it, however far the target opens the mouth (no mouth_opened weights): the
+    behaviour before shade_opened_mouth."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(synthesis, "_mouth_opened", lambda *_: None)
+        return render(*args, **kwargs)
+
+
 def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, landmark_cache):
     """A photo of closed lips shows no mouth interior, but the fitted lips part a little, and
     the interior they leave visible holds the photo's lips and the dark line between them.
@@ -698,13 +708,10 @@ def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, la
         photo, lm = _photo(london_pairs, landmark_cache, k)
         s = Synthesizer(photo, landmarks=lm, model=model, threads=1)
         assert not s._shows_teeth
-        # the same photo, its interior taken as teeth: the behaviour before
-        was = Synthesizer(photo, model=model, fit_result=s.fit, threads=1)
-        was._shows_teeth = True
         limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
         for e in ("anger", "disgust", "surprise"):
             _, r, comp, _ = s._face(s.blendshapes(e))
-            _, _, comp_before, _ = was._face(was.blendshapes(e))
+            _, _, comp_before, _ = _with_photos_mouth_kept(s._face, s.blendshapes(e))
             src, seen, part = _surface_seen_part(s, r)
             unmoved = np.clip(sample_bilinear(photo, np.ascontiguousarray(src[..., :2])) + 0.5, 0, 255).astype(np.uint8)
             interior = np.isin(part, (synthesis.SOCKET, synthesis.GUMS, synthesis.TEETH))
@@ -718,10 +725,10 @@ def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, la
             carried_before += int((comp_before[shown] == unmoved[shown]).all(axis=-1).sum())
         # the mouth as the photo has it: the same as before, to the byte, but for thin runs
         # between lip and lip (sadness's corners; the test below)
-        a, b = s.render_full(expression="neutral"), was.render_full(expression="neutral")
+        a, b = s.render_full(expression="neutral"), _with_photos_mouth_kept(s.render_full, expression="neutral")
         assert a.image.tobytes() == b.image.tobytes()
         _, r, comp, _ = s._face(s.blendshapes("sadness"))
-        _, _, comp_before, _ = was._face(was.blendshapes("sadness"))
+        _, _, comp_before, _ = _with_photos_mouth_kept(s._face, s.blendshapes("sadness"))
         between_lips = np.zeros(r.triangle_id.shape, bool)
         for x, a, b, above, below in _mouth_runs(s, r):
             if b - a <= limit and not (above or below):
@@ -729,6 +736,43 @@ def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, la
         same = (r.triangle_id >= 0) & ~between_lips  # (the composite holds the face's pixels only)
         assert (comp[same] == comp_before[same]).all()
     # openings held this much of the photo's colour (lips) before, and now none
+    assert photos >= 100 and carried_before >= 0.9 * photos, (photos, carried_before)
+    assert carried <= 0.02 * photos, (carried, photos)
+
+
+def test_mouths_opened_on_photos_of_teeth_are_shaded_not_pieced_together(data, model):
+    """A photo that shows teeth shows them at its own opening, on the fitted teeth and gums.
+    A target that opens the mouth further reveals interior the photo hid next to them, and
+    the photo's teeth, carried along, met the shaded interior run by run in each column:
+    blocks of photo teeth stretched beside shaded gums, black slivers along the teeth
+    (elon_musk, london/025 and 062 smiling, under surprise and fear). As on closed lips, the
+    photo's interior now gives way to the materials' shading as far as the target opens the
+    mouth, and stays, to the byte, where the target leaves the mouth as it was."""
+    from affcore.render import sample_bilinear
+
+    carried, carried_before, photos = 0, 0, 0
+    for name in ("wild/elon_musk.jpg", "london/025_smiling.jpg", "london/062_smiling.jpg"):
+        photo = read_image(data / "faces" / name)
+        s = Synthesizer(photo, model=model, threads=1)
+        assert s._shows_teeth, name
+        limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
+        for e in ("surprise", "fear"):
+            _, r, comp, _ = s._face(s.blendshapes(e))
+            _, _, comp_before, _ = _with_photos_mouth_kept(s._face, s.blendshapes(e))
+            src, seen, part = _surface_seen_part(s, r)
+            unmoved = np.clip(sample_bilinear(photo, np.ascontiguousarray(src[..., :2])) + 0.5, 0, 255).astype(np.uint8)
+            interior = np.isin(part, (synthesis.SOCKET, synthesis.GUMS, synthesis.TEETH))
+            opened = np.zeros_like(interior)
+            for x, a, b in _runs(interior):
+                if (~seen[a:b, x]).sum() > limit:
+                    opened[a:b, x] = True
+            shown = opened & seen
+            photos += int(shown.sum())
+            carried += int((comp[shown] == unmoved[shown]).all(axis=-1).sum())
+            carried_before += int((comp_before[shown] == unmoved[shown]).all(axis=-1).sum())
+        a, b = s.render_full(expression="neutral"), _with_photos_mouth_kept(s.render_full, expression="neutral")
+        assert a.image.tobytes() == b.image.tobytes(), name
+    # the photo's interior in the openings: all of it before (14746 of 14748 pixels), and now none
     assert photos >= 100 and carried_before >= 0.9 * photos, (photos, carried_before)
     assert carried <= 0.02 * photos, (carried, photos)
 

@@ -237,10 +237,12 @@ LID_MARGIN = 0.13
 # a few pixels, and the cavity showed there as black notches). 5 pixels on the London photos.
 MOUTH_SLIVER = 0.15
 # How far a target opens the mouth beyond the fit, in cm of gap between the inner lips, over
-# which the colours that a photo of closed lips shows between the fitted lips (lip, and the
-# line where the lips meet) give way to the shaded mouth interior: none of them below the
-# first, all past the second, smoothly between (texture_transfer.hpp, shade_opened_mouth).
-# A single threshold made sequences that open the mouth flicker.
+# which the colours a photo shows between the fitted lips give way to the shaded mouth
+# interior: none of them below the first, all past the second, smoothly between
+# (texture_transfer.hpp, shade_opened_mouth). On closed lips those colours are lip and the
+# line where the lips meet; on a photo that shows teeth, its teeth, which only the photo's
+# own opening fits (docs/synthesis.md). A single threshold made sequences that open the
+# mouth flicker.
 MOUTH_OPENING = (0.02, 0.12)
 # The key light that reaches into an open mouth (_cavity_light): the sine of its elevation
 # above the view axis (about 12 degrees), the tangent of its angular radius (the upper lip's
@@ -523,8 +525,8 @@ class Synthesizer:
         self._raster_triangles = np.concatenate([self._target_triangles, mesh.skin_triangles[outline]])
         # each pixel's part, -1 off the face: index -1 takes the appended -1
         self._src_part = np.take(np.append(self._part, np.int8(-1)), tid)
-        # whether the photo's mouth interior is worth carrying into mouths a target opens
-        # (landmarks.shows_teeth, from the mouth's pixels classified once for it and the colours)
+        # whether the photo shows teeth whose colour the rendered teeth take (landmarks.shows_teeth,
+        # from the mouth's pixels classified once for it and the colours)
         mouth = mouth_pixels(self.image, self.fit.landmarks)
         self._shows_teeth = _shows_teeth(self.fit.landmarks, mouth[1])
         eyes = self._estimate_eye_colours()
@@ -698,8 +700,8 @@ class Synthesizer:
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
             skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression),
             lid_margin=int(round(LID_MARGIN * self.fit.scale)), mouth_sliver=int(round(MOUTH_SLIVER * self.fit.scale)),
-            mouth_opened=None if self._shows_teeth else _mouth_opened(
-                screen[:, :2], self._source_screen[:, :2], *self._mesh.inner_lip, self._mesh.interior, self.fit.scale),
+            mouth_opened=_mouth_opened(screen[:, :2], self._source_screen[:, :2], *self._mesh.inner_lip,
+                                       self._mesh.interior, self.fit.scale),
             cavity_light=None if cavity is None else cavity[0], cavity_origin=(0, 0) if cavity is None else cavity[1],
             light_up=KEY_LIGHT_UP, cavity_ambient=CAVITY_AMBIENT)
         if lids is not None:  # where a closing lid unfolds skin the photo hid: the lid's colour

@@ -172,10 +172,11 @@ struct FaceInputs {
     // interior next to it instead of the cavity's shading (fill_mouth_slivers; 0: none).
     int mouth_sliver = 0;
     // Optional, V, in [0, 1]: how far the target opens the mouth beyond the fit, at each
-    // vertex of the mouth interior (0: not at all, 1: fully; interpolated per pixel), for a
-    // photo of closed lips (affcore.landmarks.shows_teeth false), whose interior between the
-    // fitted lips is lip and the dark line where the lips meet (shade_opened_mouth,
-    // fill_mouth_slivers). Null: the photo shows teeth, and keeps them.
+    // vertex of the mouth interior (0: not at all, 1: fully; interpolated per pixel). The
+    // interior the photo shows between the fitted lips (lip and the dark line where closed
+    // lips meet, or teeth) gives way to the materials' shading to that degree
+    // (shade_opened_mouth, fill_mouth_slivers). Null: the photo's interior is kept wherever
+    // the photo showed it.
     const float* mouth_opened = nullptr;
 };
 
@@ -712,10 +713,10 @@ inline std::uint8_t mix_u8(float a, float b, float f) { return to_u8((1.0f - f) 
 // a dark line drawn across the lower lip (anger, contempt, disgust). Each column's run of
 // such pixels no taller than `mouth_sliver` and bordering interior the photo showed takes
 // the colour of that neighbour (from above and below, halves, when it borders both). Taller
-// runs are openings the target makes, and keep their shading. In a photo of closed lips,
-// the neighbours are lip, which gives way to the shading as the target opens the mouth
-// (shade_opened_mouth), and the runs take their colour only to the degree that the target
-// leaves the mouth as it was (1 - mouth_opened). There, a run may also lie between lip and
+// runs are openings the target makes, and keep their shading. With mouth_opened, the
+// neighbours give way to the shading as the target opens the mouth (shade_opened_mouth),
+// and the runs take their colour only to the degree that the target leaves the mouth as it
+// was (1 - mouth_opened). There, a run may also lie between lip and
 // lip with no shown interior beside it: where the target parts the model's closed lips by a
 // few pixels (sadness's mouth corners), the teeth behind were shaded as cavity, a black
 // notch in the closed mouth. Such a run takes the lip beside it in the same way. After the
@@ -758,11 +759,14 @@ inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, Par
 // A photo of closed lips shows no mouth interior, yet the fitted lips part a little (the
 // model's lips at rest are 0.8 mm apart, and dlib marks closed lips up to a few mm apart):
 // the interior the fit leaves visible between them holds the photo's lips and the dark
-// line where they meet. Where the target leaves the mouth as it was, those colours are
+// line where they meet. A photo that shows teeth shows them at its own opening, on the
+// fitted teeth and gums. Where the target leaves the mouth as it was, those colours are
 // right, and stay. Where it opens the mouth, they would ride on the teeth and gums, as
-// lip-coloured bands across the teeth, or dark bars across the lower lip: they give way to
-// the material's shading in proportion to how far the target opens the mouth there
-// (mouth_opened), so that a mouth opening over a sequence of frames changes smoothly.
+// lip-coloured bands across the teeth, dark bars across the lower lip, or the photo's
+// teeth beside interior it hid, pieced together column by column (fill_mouth_slivers):
+// they give way to the material's shading in proportion to how far the target opens the
+// mouth there (mouth_opened), so that a mouth opening over a sequence of frames changes
+// smoothly.
 template <typename Normals>
 inline void shade_opened_mouth(const FaceInputs& in, const FaceOutputs& out, const PartPixels& px, Normals&& normals) {
     if (!in.mouth_opened) return;
