@@ -20,8 +20,8 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 # The mesh parts, materials, result type and target weights are shared with the fast path;
 # only the per-pixel implementation is the original one.
 from affcore.synthesis import (
-    ALBEDO, CAVITY_AMBIENT, GUMS, IRIS, KEY_LIGHT_UP, LID_MARGIN, MOUTH_SLIVER, SCLERA, SCLERA_WHITE, SKIN,
-    SKIN_ALBEDO, SOCKET, TEETH,
+    ALBEDO, CAVITY_AMBIENT, GUMS, IRIS, KEY_LIGHT_UP, LID_MARGIN, MOUTH_SLIVER, PAPILLA_WIDTH, SCLERA, SCLERA_WHITE,
+    SKIN, SKIN_ALBEDO, SOCKET, TEETH,
     RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LID_BLINK, _LUMA, _closed_eyes, _closing_gain,
     _cavity_light, _eye_columns, _colourless, _face_triangles, _mesh, _mouth_colours, _mouth_opened, _outline_skin)
 
@@ -97,6 +97,7 @@ class ReferenceSynthesizer:
         keep = np.ones(len(self._triangles), bool)
         keep[:len(mesh.skin_triangles)] = ~_outline_skin(mesh, local, covered, (x0, y0), self.fit.iod_px)
         self._target_triangles, self._target_part = self._triangles[keep], self._part[keep]
+        self._target_tooth = mesh.tooth[keep]  # (synthesis._teeth, shared like the mesh's order)
         self._left_out = self._triangles[~keep]
         # the upper lids' skin, laid out again under targets that move a lid down (the shared
         # geometry of affcore._eyelids, like _mouth_opened's)
@@ -263,6 +264,13 @@ class ReferenceSynthesizer:
             light = light.reshape(-1)[idx]
             key = CAVITY_AMBIENT + (1.0 - CAVITY_AMBIENT) * np.clip(towards, 0.0, 1.0) * light
             shade = np.where(np.isin(p, (SOCKET, GUMS)), key, shade)
+        # gum papillae between two teeth of an arch, on the gum side of where they touch
+        # (texture_transfer.hpp, find_papillae): gums lit like the teeth beside them
+        papilla = self._papillae(tid, part, screen[:, :2] - offset[:2], shade, idx)
+        gums = np.zeros((1, 3), np.float32)
+        gums[0] = self._photo_colours.get(GUMS, np.asarray(ALBEDO[GUMS]) * self._light)
+        lit[papilla >= 0] = (gums @ _LUMA)[:, None] if self._colourless else gums
+        shade = np.where(papilla >= 0, papilla, shade)
         material = lit * shade[:, None]
         flat = colour.reshape(-1, 3)
         flat[idx[synthetic]] = material[synthetic]
@@ -371,6 +379,49 @@ class ReferenceSynthesizer:
         out = self.image.copy()
         out[y0:y1, x0:x1] = poisson_blend(composite[y0:y1, x0:x1], box, region, threads=self.threads)
         return RenderedTarget(image=out, composite=composite, mask=mask, face_mask=face, blendshapes=blendshapes)
+
+    def _papillae(self, tid, part, screen_xy, shade, idx) -> np.ndarray:
+        """Gum papillae (texture_transfer.hpp, find_papillae): at the covered pixels ``idx``,
+        the light of the teeth beside each papilla, interpolated across its gap (from
+        ``shade``, the materials' light at those pixels), and -1 at other pixels."""
+        width = int(round(PAPILLA_WIDTH * self.fit.scale))
+        h, w = tid.shape
+        out = np.full(h * w, -1.0, np.float32)
+        light = np.zeros(h * w, np.float32)
+        light[idx] = shade
+        tooth = np.zeros(tid.shape, np.int32)
+        teeth = part == TEETH
+        tooth[teeth] = self._target_tooth[tid[teeth]]
+        gap = np.isin(part, (GUMS, SOCKET))
+        corners = screen_xy[np.unique(self._target_triangles[self._target_part == TEETH])]
+        if width <= 0 or not len(corners):
+            return out[idx]
+        c0, r0 = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, [w - 1, h - 1])
+        c1, r1 = np.clip(np.ceil(corners.max(axis=0)).astype(int), 0, [w - 1, h - 1])
+        for y in range(r0, r1 + 1):
+            for _, start, end in _runs(gap[y, c0:c1 + 1, None]):
+                start, end = start + c0, end + c0
+                if start == 0 or end >= w or end - start > width:
+                    continue
+                a, b = tooth[y, start - 1], tooth[y, end]
+                if a == 0 or b == 0 or a == b or (a > 0) != (b > 0):
+                    continue
+                # the gap closes towards the biting edge: teeth of the arch there, at its middle
+                step, mid = (1 if a > 0 else -1), (start + end - 1) // 2
+                closes = False
+                for yy in range(y + step, y + step * (2 * width + 1), step):
+                    if not 0 <= yy < h:
+                        break
+                    if tooth[yy, mid] != 0:
+                        closes = (tooth[yy, mid] > 0) == (a > 0)
+                        break
+                    if not gap[yy, mid]:
+                        break
+                if closes:
+                    left, right = y * w + start - 1, y * w + end
+                    f = (np.arange(start, end, dtype=np.float32) - np.float32(start - 1)) / np.float32(end - start + 1)
+                    out[y * w + start:y * w + end] = (1 - f) * light[left] + f * light[right]
+        return out[idx]
 
     def _lip_depth(self, screen: np.ndarray) -> float:
         """Depth (pixels) of the mouth corners: the front of the mouth cavity."""

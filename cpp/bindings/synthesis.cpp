@@ -46,7 +46,8 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
                         float depth_slack, float lip_depth, float cavity_scale, const py::object& lit_obj, int reduce,
                         int threads, const py::object& skin_shade_obj, int lid_margin, int mouth_sliver,
                         const py::object& mouth_opened_obj, const py::object& cavity_light_obj,
-                        const py::tuple& cavity_origin, float light_up, float cavity_ambient) {
+                        const py::tuple& cavity_origin, float light_up, float cavity_ambient,
+                        const py::object& tooth_obj, int papilla_width) {
     auto image = require_photo(image_obj);
     auto source = require_array<float>(source_obj, "source_screen");
     require_shape(source, {-1, 3}, "source_screen");
@@ -84,6 +85,8 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
         throw py::value_error("lid_margin: must be in [0, 1000] pixels, got " + std::to_string(lid_margin));
     if (mouth_sliver < 0 || mouth_sliver > 1000)
         throw py::value_error("mouth_sliver: must be in [0, 1000] pixels, got " + std::to_string(mouth_sliver));
+    if (papilla_width < 0 || papilla_width > 1000)
+        throw py::value_error("papilla_width: must be in [0, 1000] pixels, got " + std::to_string(papilla_width));
     const unsigned nthreads = threads_of(threads);
 
     synthesis::FaceInputs in;
@@ -150,6 +153,14 @@ py::tuple transfer_face(const py::object& image_obj, const py::object& tid_obj, 
         if (!std::all_of(w, w + V, [](float v) { return v >= 0.0f && v <= 1.0f; }))
             throw py::value_error("mouth_opened: weights must lie in [0, 1]");
         in.mouth_opened = w;
+    }
+
+    carray<std::int8_t> tooth;
+    if (!tooth_obj.is_none()) {
+        tooth = require_array<std::int8_t>(tooth_obj, "tooth");
+        require_shape(tooth, {T}, "tooth");
+        in.tooth = tooth.data();
+        in.papilla_width = papilla_width;
     }
 
     carray<std::uint8_t> comp({H, W, py::ssize_t(3)});
@@ -350,7 +361,7 @@ void bind_synthesis(pybind11::module_& m) {
           "box_origin"_a, "depth_slack"_a, "lip_depth"_a, "cavity_scale"_a, "lit"_a, "reduce"_a = 1, "threads"_a = 0,
           "skin_shade"_a = py::none(), "lid_margin"_a = 0, "mouth_sliver"_a = 0, "mouth_opened"_a = py::none(),
           "cavity_light"_a = py::none(), "cavity_origin"_a = py::make_tuple(0, 0), "light_up"_a = 0.0f,
-          "cavity_ambient"_a = 0.0f,
+          "cavity_ambient"_a = 0.0f, "tooth"_a = py::none(), "papilla_width"_a = 0,
           "Fused texture transfer over the deformed face's pixels: (composite, displacement, known), the "
           "last two as means over reduce x reduce blocks; `skin_shade` (V,) float32 in [0, 4], optional, "
           "multiplies the photo's colour at skin pixels (interpolated per pixel); `lid_margin` (pixels) of "
@@ -362,7 +373,10 @@ void bind_synthesis(pybind11::module_& m) {
           "the mouth as it was; the mouth's materials turn to a key light `light_up` (the "
           "sine of its elevation) above the view axis; `cavity_light` (h, w) float32 in [0, 1], optional, at "
           "`cavity_origin` (x, y) in the box: the key light reaching the mouth socket, gums and tongue through the "
-          "lips' opening, which are then lit by it and `cavity_ambient` of ambient light. See affcore.synthesis.");
+          "lips' opening, which are then lit by it and `cavity_ambient` of ambient light; `tooth` (T,) int8, optional: "
+          "the tooth of each triangle (0 none, positive upper, negative lower), with which gaps of gums or socket up "
+          "to `papilla_width` pixels wide between two teeth, on the gum side of where they touch, are drawn as gums "
+          "lit like the teeth beside them. See affcore.synthesis.");
     m.def("transfer_surround", &transfer_surround, "image"_a, "triangle_id"_a, "box_origin"_a, "small"_a,
           "src_covered"_a, "src_offset"_a, "composite"_a, "moved_threshold"_a = 0.3f, "threads"_a = 0,
           "Warped surroundings into `composite` (in place) inside the undilated blend region, which it returns.");

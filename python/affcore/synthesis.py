@@ -170,6 +170,36 @@ def _outer_boundary(triangles: np.ndarray, n: int) -> np.ndarray:
     return outline
 
 
+def _teeth(neutral: np.ndarray, triangles: np.ndarray, part: np.ndarray, bite: float) -> np.ndarray:
+    """Which tooth each triangle belongs to: (T,) int8, 0 for other parts, 1, 2, ... for the
+    upper teeth and -1, -2, ... for the lower ones, numbered from the left (the model's teeth
+    are separate crowns, the connected pieces of its teeth). ``bite``: the height (y) of
+    the mouth in ``neutral``; a tooth whose centre lies above it is an upper tooth."""
+    teeth = np.flatnonzero(part == TEETH)
+    tooth = np.zeros(len(triangles), np.int8)
+    if len(teeth) == 0:
+        return tooth
+    tris = triangles[teeth]
+    label = np.arange(len(neutral))
+    while True:  # each triangle's vertices take their least label until nothing changes
+        low = label[tris].min(axis=1)
+        new = label.copy()
+        np.minimum.at(new, tris.ravel(), np.repeat(low, 3))
+        if np.array_equal(new, label):
+            break
+        label = new
+    pieces, piece = np.unique(label[tris[:, 0]], return_inverse=True)
+    centre = np.array([neutral[np.unique(tris[piece == k])].mean(axis=0) for k in range(len(pieces))])
+    for arch in (1, -1):
+        members = np.flatnonzero((centre[:, 1] > bite) == (arch > 0))
+        if len(members) > 127:
+            raise ValueError(f"face model: {len(members)} teeth in one arch, at most 127 are told apart")
+        order = members[np.argsort(centre[members, 0])]
+        for k, m in enumerate(order):
+            tooth[teeth[piece == m]] = arch * (k + 1)
+    return tooth
+
+
 def _inner_face(neutral: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(T,) bool: the triangles (indices into the model's vertices) whose centroid on the
     neutral face seen from the front lies inside the convex hull of the model's iBUG points
@@ -244,6 +274,11 @@ MOUTH_SLIVER = 0.15
 # own opening fits (docs/synthesis.md). A single threshold made sequences that open the
 # mouth flicker.
 MOUTH_OPENING = (0.02, 0.12)
+# The widest gap between two of the model's neighbouring teeth, in cm, that the gums fill at
+# the gum line (texture_transfer.hpp, find_papillae): the model's crowns leave gaps of up to
+# about 3 mm there between the front teeth, through which the gums far behind showed as
+# black notches along every smile's gum line.
+PAPILLA_WIDTH = 0.3
 # The key light that reaches into an open mouth (_cavity_light): the sine of its elevation
 # above the view axis (about 12 degrees), the tangent of its angular radius (the upper lip's
 # shadow softens with depth), and the ambient light in that shadow, as a fraction of the
@@ -369,6 +404,7 @@ class _Mesh:
     neutral: np.ndarray          # (N, 3) float32
     identity: np.ndarray         # (K, N, 3) float32
     expression: np.ndarray       # (E, N, 3) float32
+    tooth: np.ndarray            # (T,) int8: the tooth each triangle belongs to (_teeth)
 
 
 _MESH_CACHE: dict = {}
@@ -403,6 +439,8 @@ def _mesh(model: FaceModel) -> _Mesh:
         neutral=np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32),
         identity=np.ascontiguousarray(model.identity_basis[:, verts], dtype=np.float32),
         expression=np.ascontiguousarray(model.expression_basis[:, verts], dtype=np.float32),
+        tooth=_teeth(model.neutral_vertices[verts], local, part,
+                     float(model.neutral_vertices[np.concatenate([upper, lower]), 1].mean())),
     )
     if len(_MESH_CACHE) >= 4:
         _MESH_CACHE.clear()
@@ -516,6 +554,7 @@ class Synthesizer:
         self._target_triangles = np.concatenate([skin, mesh.triangles[ns:]])
         self._target_part = np.concatenate([np.full(len(skin), SKIN, np.int8), mesh.part[ns:]])
         self._target_shaded = np.arange(len(skin), len(self._target_part), dtype=np.int32)
+        self._target_tooth = np.concatenate([np.zeros(len(skin), np.int8), mesh.tooth[ns:]])
         # The skin left out is still rasterized, after the rest, and what it covers is left
         # uncovered: warped with the surroundings, as the comment at RIM_FACING says, and not
         # drawn from whatever lies behind it. On a turned face the far cheek's rim lies in front
@@ -703,7 +742,8 @@ class Synthesizer:
             mouth_opened=_mouth_opened(screen[:, :2], self._source_screen[:, :2], *self._mesh.inner_lip,
                                        self._mesh.interior, self.fit.scale),
             cavity_light=None if cavity is None else cavity[0], cavity_origin=(0, 0) if cavity is None else cavity[1],
-            light_up=KEY_LIGHT_UP, cavity_ambient=CAVITY_AMBIENT)
+            light_up=KEY_LIGHT_UP, cavity_ambient=CAVITY_AMBIENT,
+            tooth=self._target_tooth, papilla_width=int(round(PAPILLA_WIDTH * self.fit.scale)))
         if lids is not None:  # where a closing lid unfolds skin the photo hid: the lid's colour
             fill_lids(comp, r.triangle_id, r.barycentrics, self._target_triangles, lids,
                       screen[:, :2] - np.array([x0, y0], np.float32), len(screen), threads=self.threads)

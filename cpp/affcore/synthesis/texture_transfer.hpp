@@ -178,6 +178,13 @@ struct FaceInputs {
     // (shade_opened_mouth, fill_mouth_slivers). Null: the photo's interior is kept wherever
     // the photo showed it.
     const float* mouth_opened = nullptr;
+    // Optional, T: which tooth each triangle belongs to (0: not a tooth; 1, 2, ... the upper
+    // teeth, -1, -2, ... the lower ones), and the widest gap between two teeth, in pixels,
+    // that the gums fill at the gum line (find_papillae; null or 0: none).
+    const std::int8_t* tooth = nullptr;
+    int papilla_width = 0;
+    // Derived by transfer_face from the above (not set by callers): the papillae found.
+    const struct Papillae* papillae = nullptr;
 };
 
 // The displacement field and the coverage go to the extension of the field into the
@@ -242,12 +249,100 @@ inline bool seen_in_photo(const FaceInputs& in, float sx, float sy, float sz) {
     return sz <= front + in.depth_slack;
 }
 
-// The shaded material colour of the covered pixel i (triangle t of a part other than skin,
-// barycentrics b): for surface the photo never showed. `normals()` gives the part vertex
+// Gum papillae. The model's teeth are separate crowns: between two neighbouring teeth, on
+// the gum side of where they touch, it leaves a triangular gap through which the gums far
+// behind show, shaded dark (deep, and in the upper lip's shadow): a row of black notches
+// along the gum line of every smile. Real gums fill those gaps, as far forward as the
+// teeth. So a run of gums or socket pixels in a row of the raster, bounded left and right
+// by two different teeth of the same arch and no wider than papilla_width, that closes
+// towards the biting edge (teeth of that arch below it for the upper teeth, above it for
+// the lower ones, within twice papilla_width rows, at the run's middle) is drawn as gum
+// lit like the teeth beside it (material_colour). Incisal gaps, which open towards the
+// biting edge and show the dark mouth behind, are left as they are.
+struct Papillae {
+    int c0 = 0, r0 = 0, bw = 0, bh = 0;  // the teeth's box within the face's box
+    // per pixel of that box: the box index of the tooth pixel left and right of it, or -1
+    std::vector<std::int32_t> left, right;
+
+    bool at(const FaceInputs& in, std::size_t i, std::int32_t& l, std::int32_t& r) const {
+        const int y = static_cast<int>(i / static_cast<std::size_t>(in.box_w)) - r0;
+        const int x = static_cast<int>(i % static_cast<std::size_t>(in.box_w)) - c0;
+        if (x < 0 || x >= bw || y < 0 || y >= bh) return false;
+        const std::size_t k = static_cast<std::size_t>(y) * static_cast<std::size_t>(bw) + static_cast<std::size_t>(x);
+        l = left[k], r = right[k];
+        return l >= 0;
+    }
+};
+
+inline Papillae find_papillae(const FaceInputs& in) {
+    Papillae pp;
+    if (!in.tooth || in.papilla_width <= 0) return pp;
+    const int W = in.box_w, H = in.box_h;
+    // the teeth's box on screen, clamped to the face's box
+    float x0 = std::numeric_limits<float>::infinity(), y0 = x0, x1 = -x0, y1 = -x0;
+    for (std::size_t t = 0; t < in.num_triangles; ++t) {
+        if (in.part[t] != kTeeth) continue;
+        for (int k = 0; k < 3; ++k) {
+            const float* v = in.target_screen + 3 * static_cast<std::size_t>(in.triangles[3 * t + k]);
+            x0 = std::min(x0, v[0]), x1 = std::max(x1, v[0]), y0 = std::min(y0, v[1]), y1 = std::max(y1, v[1]);
+        }
+    }
+    if (!(x0 <= x1 && y0 <= y1)) return pp;
+    auto clamp = [](float v, int lo, int hi) { return v < float(lo) ? lo : (v > float(hi) ? hi : static_cast<int>(v)); };
+    const int c0 = clamp(std::floor(x0) - float(in.box_x0), 0, W - 1), c1 = clamp(std::ceil(x1) - float(in.box_x0), 0, W - 1);
+    const int r0 = clamp(std::floor(y0) - float(in.box_y0), 0, H - 1), r1 = clamp(std::ceil(y1) - float(in.box_y0), 0, H - 1);
+    pp.c0 = c0, pp.r0 = r0, pp.bw = c1 - c0 + 1, pp.bh = r1 - r0 + 1;
+    pp.left.assign(static_cast<std::size_t>(pp.bw) * static_cast<std::size_t>(pp.bh), -1);
+    pp.right = pp.left;
+    // the tooth at box pixel (x, y) (0: none, or not a tooth), and whether it is gums or socket
+    auto tooth_at = [&](int x, int y) -> int {
+        const std::int32_t t = in.triangle_id[static_cast<std::size_t>(y) * W + x];
+        return t >= 0 && in.part[t] == kTeeth ? in.tooth[t] : 0;
+    };
+    auto gap_at = [&](int x, int y) {
+        const std::int32_t t = in.triangle_id[static_cast<std::size_t>(y) * W + x];
+        return t >= 0 && (in.part[t] == kGums || in.part[t] == kSocket);
+    };
+    for (int y = r0; y <= r1; ++y) {
+        for (int x = c0; x <= c1;) {
+            if (!gap_at(x, y)) {
+                ++x;
+                continue;
+            }
+            const int start = x;
+            while (x <= c1 && gap_at(x, y)) ++x;
+            const int end = x;  // the run [start, end)
+            if (start == 0 || end >= W || end - start > in.papilla_width) continue;
+            const int a = tooth_at(start - 1, y), b = tooth_at(end, y);
+            if (a == 0 || b == 0 || a == b || (a > 0) != (b > 0)) continue;
+            // towards the biting edge: down the screen for the upper teeth
+            const int step = a > 0 ? 1 : -1, mid = (start + end - 1) / 2;
+            bool closes = false;
+            for (int k = 1, yy = y + step; k <= 2 * in.papilla_width && yy >= 0 && yy < H; ++k, yy += step) {
+                const int c = tooth_at(mid, yy);
+                if (c != 0) {
+                    closes = (c > 0) == (a > 0);
+                    break;
+                }
+                if (!gap_at(mid, yy)) break;
+            }
+            if (!closes) continue;
+            for (int k = start; k < end; ++k) {
+                const std::size_t j = static_cast<std::size_t>(y - r0) * static_cast<std::size_t>(pp.bw) + static_cast<std::size_t>(k - c0);
+                pp.left[j] = static_cast<std::int32_t>(y * W + start - 1);
+                pp.right[j] = static_cast<std::int32_t>(y * W + end);
+            }
+        }
+    }
+    return pp;
+}
+
+// The light on the material of the covered pixel i (triangle t of a part other than skin,
+// barycentrics b), a factor on its part's lit colour. `normals()` gives the part vertex
 // normals.
 template <typename Normals>
-inline void material_colour(const FaceInputs& in, std::size_t i, std::int32_t t, float b0, float b1, float b2,
-                            Normals&& normals, float colour[3]) {
+inline float material_shade(const FaceInputs& in, std::size_t i, std::int32_t t, float b0, float b1, float b2,
+                            Normals&& normals) {
     const std::int32_t* tri = in.triangles + 3 * static_cast<std::size_t>(t);
     const int p = in.part[t];
     const float* nv = normals();
@@ -278,6 +373,30 @@ inline void material_colour(const FaceInputs& in, std::size_t i, std::int32_t t,
             const float cavity = std::exp(-std::max(in.depth[i] - in.lip_depth, 0.0f) / in.cavity_scale);
             shade = (0.3f + 0.7f * facing) * (0.1f + 0.9f * cavity);
         }
+    }
+    return shade;
+}
+
+// The shaded material colour of the covered pixel i (triangle t of a part other than skin,
+// barycentrics b): for surface the photo never showed. A gum papilla (find_papillae) takes
+// the gums' colour under the light of the teeth beside it, interpolated across the gap.
+// `normals()` gives the part vertex normals.
+template <typename Normals>
+inline void material_colour(const FaceInputs& in, std::size_t i, std::int32_t t, float b0, float b1, float b2,
+                            Normals&& normals, float colour[3]) {
+    int p = in.part[t];
+    std::int32_t l = -1, r = -1;
+    float shade;
+    if (in.papillae && (p == kGums || p == kSocket) && in.papillae->at(in, i, l, r)) {
+        auto teeth_shade = [&](std::size_t j) {
+            const float c1 = in.barycentrics[2 * j], c2 = in.barycentrics[2 * j + 1];
+            return material_shade(in, j, in.triangle_id[j], 1.0f - c1 - c2, c1, c2, normals);
+        };
+        const float f = static_cast<float>(static_cast<std::int32_t>(i) - l) / static_cast<float>(r - l);
+        shade = (1.0f - f) * teeth_shade(static_cast<std::size_t>(l)) + f * teeth_shade(static_cast<std::size_t>(r));
+        p = kGums;
+    } else {
+        shade = material_shade(in, i, t, b0, b1, b2, normals);
     }
     const float* lit = in.lit + 3 * p;
     for (int c = 0; c < 3; ++c) colour[c] = lit[c] * shade;
@@ -785,7 +904,10 @@ inline void shade_opened_mouth(const FaceInputs& in, const FaceOutputs& out, con
     }
 }
 
-inline void transfer_face(const FaceInputs& in, const FaceOutputs& out, unsigned threads) {
+inline void transfer_face(const FaceInputs& inputs, const FaceOutputs& out, unsigned threads) {
+    const Papillae papillae = find_papillae(inputs);
+    FaceInputs in = inputs;
+    if (!papillae.left.empty()) in.papillae = &papillae;
     // Normals are needed only to shade surface the photo never showed; most targets have
     // none (closed mouth, eyes as in the photo), so they are computed at the first such
     // pixel, once for all workers.
