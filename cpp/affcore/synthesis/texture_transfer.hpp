@@ -250,7 +250,7 @@ inline bool seen_in_photo(const FaceInputs& in, float sx, float sy, float sz) {
 }
 
 // Gum papillae. The model's teeth are separate crowns: between two neighbouring teeth, on
-// the gum side of where they touch, it leaves a triangular gap through which the gums far
+// the gum side of where they touch, they leave a triangular gap through which the gums far
 // behind show, shaded dark (deep, and in the upper lip's shadow): a row of black notches
 // along the gum line of every smile. Real gums fill those gaps, as far forward as the
 // teeth. So a run of gums or socket pixels in a row of the raster, bounded left and right
@@ -835,10 +835,10 @@ inline std::uint8_t mix_u8(float a, float b, float f) { return to_u8((1.0f - f) 
 // runs are openings the target makes, and keep their shading. With mouth_opened, the
 // neighbours give way to the shading as the target opens the mouth (shade_opened_mouth),
 // and the runs take their colour only to the degree that the target leaves the mouth as it
-// was (1 - mouth_opened). There, a run may also lie between lip and
-// lip with no shown interior beside it: where the target parts the model's closed lips by a
-// few pixels (sadness's mouth corners), the teeth behind were shaded as cavity, a black
-// notch in the closed mouth. Such a run takes the lip beside it in the same way. After the
+// was (1 - mouth_opened). There, a run may also lie between lip and lip with no shown
+// interior beside it: where the target parts the model's closed lips by a few pixels
+// (sadness's mouth corners), the teeth behind were shaded as cavity, a black notch in the
+// closed mouth. Such a run takes the lip beside it in the same way. After the
 // pixel pass and shade_opened_mouth, over the mouth interior's box only, reading the
 // composite as they left it.
 inline void fill_mouth_slivers(const FaceInputs& in, const FaceOutputs& out, PartPixels& px) {
