@@ -701,6 +701,27 @@ def _with_photos_mouth_kept(render, *args, **kwargs):
         return render(*args, **kwargs)
 
 
+def _photos_interior_in_openings(s, expression):
+    """Where ``expression`` opens the mouth (columns of interior with more than MOUTH_SLIVER
+    hidden from the photo), the pixels of interior the photo showed: how many, and how many
+    carry the photo's colour there (as sampled), now and with the photo's mouth kept."""
+    from affcore.render import sample_bilinear
+
+    _, r, comp, _ = s._face(s.blendshapes(expression))
+    _, _, comp_before, _ = _with_photos_mouth_kept(s._face, s.blendshapes(expression))
+    src, seen, part = _surface_seen_part(s, r)
+    unmoved = np.clip(sample_bilinear(s.image, np.ascontiguousarray(src[..., :2])) + 0.5, 0, 255).astype(np.uint8)
+    limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
+    interior = np.isin(part, (synthesis.SOCKET, synthesis.GUMS, synthesis.TEETH))
+    opened = np.zeros_like(interior)
+    for x, a, b in _runs(interior):
+        if (~seen[a:b, x]).sum() > limit:
+            opened[a:b, x] = True
+    shown = opened & seen
+    return (int(shown.sum()), int((comp[shown] == unmoved[shown]).all(axis=-1).sum()),
+            int((comp_before[shown] == unmoved[shown]).all(axis=-1).sum()))
+
+
 def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, landmark_cache):
     """A photo of closed lips shows no mouth interior, but the fitted lips part a little, and
     the interior they leave visible holds the photo's lips and the dark line between them.
@@ -708,8 +729,6 @@ def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, la
     bands on the teeth; dark bars across the lower lip). Now such openings are shaded
     throughout, while a target that leaves the mouth closed still shows the photo there.
     Photo 22 (london/126) has full closed lips that dlib marks 6 mm apart."""
-    from affcore.render import sample_bilinear
-
     carried, carried_before, photos = 0, 0, 0
     for k in (0, 3, 12, 22):
         photo, lm = _photo(london_pairs, landmark_cache, k)
@@ -717,19 +736,8 @@ def test_mouths_opened_on_closed_lips_show_no_lip_colour(model, london_pairs, la
         assert not s._shows_teeth
         limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
         for e in ("anger", "disgust", "surprise"):
-            _, r, comp, _ = s._face(s.blendshapes(e))
-            _, _, comp_before, _ = _with_photos_mouth_kept(s._face, s.blendshapes(e))
-            src, seen, part = _surface_seen_part(s, r)
-            unmoved = np.clip(sample_bilinear(photo, np.ascontiguousarray(src[..., :2])) + 0.5, 0, 255).astype(np.uint8)
-            interior = np.isin(part, (synthesis.SOCKET, synthesis.GUMS, synthesis.TEETH))
-            opened = np.zeros_like(interior)
-            for x, a, b in _runs(interior):
-                if (~seen[a:b, x]).sum() > limit:
-                    opened[a:b, x] = True
-            shown = opened & seen
-            photos += int(shown.sum())
-            carried += int((comp[shown] == unmoved[shown]).all(axis=-1).sum())
-            carried_before += int((comp_before[shown] == unmoved[shown]).all(axis=-1).sum())
+            counts = _photos_interior_in_openings(s, e)
+            photos, carried, carried_before = photos + counts[0], carried + counts[1], carried_before + counts[2]
         # the mouth as the photo has it: the same as before, to the byte, but for thin runs
         # between lip and lip (sadness's corners; the test below)
         a, b = s.render_full(expression="neutral"), _with_photos_mouth_kept(s.render_full, expression="neutral")
@@ -755,28 +763,13 @@ def test_mouths_opened_on_photos_of_teeth_are_shaded_not_pieced_together(data, m
     (elon_musk, london/025 and 062 smiling, under surprise and fear). As on closed lips, the
     photo's interior now gives way to the materials' shading as far as the target opens the
     mouth, and stays, to the byte, where the target leaves the mouth as it was."""
-    from affcore.render import sample_bilinear
-
     carried, carried_before, photos = 0, 0, 0
     for name in ("wild/elon_musk.jpg", "london/025_smiling.jpg", "london/062_smiling.jpg"):
-        photo = read_image(data / "faces" / name)
-        s = Synthesizer(photo, model=model, threads=1)
+        s = Synthesizer(read_image(data / "faces" / name), model=model, threads=1)
         assert s._shows_teeth, name
-        limit = int(round(synthesis.MOUTH_SLIVER * s.fit.scale))
         for e in ("surprise", "fear"):
-            _, r, comp, _ = s._face(s.blendshapes(e))
-            _, _, comp_before, _ = _with_photos_mouth_kept(s._face, s.blendshapes(e))
-            src, seen, part = _surface_seen_part(s, r)
-            unmoved = np.clip(sample_bilinear(photo, np.ascontiguousarray(src[..., :2])) + 0.5, 0, 255).astype(np.uint8)
-            interior = np.isin(part, (synthesis.SOCKET, synthesis.GUMS, synthesis.TEETH))
-            opened = np.zeros_like(interior)
-            for x, a, b in _runs(interior):
-                if (~seen[a:b, x]).sum() > limit:
-                    opened[a:b, x] = True
-            shown = opened & seen
-            photos += int(shown.sum())
-            carried += int((comp[shown] == unmoved[shown]).all(axis=-1).sum())
-            carried_before += int((comp_before[shown] == unmoved[shown]).all(axis=-1).sum())
+            counts = _photos_interior_in_openings(s, e)
+            photos, carried, carried_before = photos + counts[0], carried + counts[1], carried_before + counts[2]
         a, b = s.render_full(expression="neutral"), _with_photos_mouth_kept(s.render_full, expression="neutral")
         assert a.image.tobytes() == b.image.tobytes(), name
     # the photo's interior in the openings: all of it before (14746 of 14748 pixels), and now none
