@@ -171,6 +171,82 @@ def test_transfer_face_checks_its_inputs():
             _core.transfer_face(**_face_args(), tooth=np.ones(1, np.int8), papilla_width=bad)
 
 
+def _papilla_scene(triangle_id, **over):
+    """transfer_face's inputs for a raster over four triangles, none of whose points the
+    photo showed (all material): upper teeth 1 and 2, lower tooth -1, and gums, which lie
+    deeper in the mouth than the teeth (darker)."""
+    h, w = triangle_id.shape
+    screen = np.array([[0, 0, 5], [40, 0, 5], [0, 40, 5], [40, 40, 6], [20, 0, 5], [0, 20, 6]], np.float32)
+    lit = np.zeros((7, 3), np.float32)
+    lit[synthesis.TEETH], lit[synthesis.GUMS], lit[synthesis.SOCKET] = (200, 200, 200), (150, 100, 90), (60, 30, 30)
+    args = _face_args(image=np.full((20, 20, 3), 255, np.uint8), triangle_id=triangle_id.astype(np.int32),
+                      barycentrics=np.full((h, w, 2), 0.25, np.float32),
+                      depth=np.where(triangle_id == 3, 9.0, 5.5).astype(np.float32),
+                      triangles=np.array([[0, 1, 2], [1, 3, 2], [0, 4, 5], [4, 3, 5]], np.int32),
+                      part=np.array([synthesis.TEETH, synthesis.TEETH, synthesis.TEETH, synthesis.GUMS], np.int8),
+                      source_screen=screen + np.float32(100), target_screen=screen,
+                      normal_triangles=np.arange(4, dtype=np.int32), lip_depth=5.0, cavity_scale=2.0, lit=lit)
+    args.update(over)
+    return args
+
+
+_TOOTH = np.array([1, 2, -1, 0], np.int8)
+
+
+def test_papillae_fill_gum_side_gaps_with_gums_lit_like_the_teeth():
+    """Upper teeth 1 and 2 with a gap of gums between them that closes below (the biting
+    side of upper teeth): the gap takes the gums' colour under the teeth's light,
+    interpolated across it; the same gap open below, or between an upper and a lower
+    tooth, or wider than papilla_width, keeps the gums' own shading."""
+    T1, T2, LOW, G = 0, 1, 2, 3
+    tid = np.full((4, 6), G)
+    tid[0] = [G, T1, G, G, T2, G]
+    tid[1] = [G, T1, G, G, T2, G]
+    tid[2] = [G, T1, T1, T2, T2, G]  # where the two teeth touch
+    args = _papilla_scene(tid)
+    plain, _, _ = _core.transfer_face(**args)
+    filled, _, _ = _core.transfer_face(**args, tooth=_TOOTH, papilla_width=2)
+    changed = (filled != plain).any(axis=-1)  # (every pixel is covered)
+    assert changed[:2, 2:4].all() and changed.sum() == 4
+    for y in (0, 1):
+        light = filled[y, [1, 4]].astype(float) / 200  # the teeth's light, left and right
+        for x, f in ((2, 1 / 3), (3, 2 / 3)):
+            expected = np.array([150, 100, 90]) * ((1 - f) * light[0] + f * light[1])
+            assert np.abs(filled[y, x] - expected).max() <= 1.0, (y, x, filled[y, x], expected)
+    # too wide for the width, open below, and between the arches: left as they were
+    for width, gap in ((1, tid), (2, np.where(np.arange(4)[:, None] == 2, G, tid)),
+                       (2, np.where(tid == T2, LOW, tid))):
+        args = _papilla_scene(gap)
+        a, _, _ = _core.transfer_face(**args)
+        b, _, _ = _core.transfer_face(**args, tooth=_TOOTH, papilla_width=width)
+        np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6))
+def test_papillae_change_only_gums_between_two_teeth_of_an_arch(seed, width):
+    """On random rasters: papillae change only gum pixels in runs no wider than
+    papilla_width between two different teeth of one arch, and the result does not depend
+    on the thread count."""
+    rng = np.random.default_rng(seed)
+    tid = rng.choice([-1, 0, 1, 2, 3], size=(12, 16), p=[0.1, 0.25, 0.25, 0.1, 0.3])
+    args = _papilla_scene(tid)
+    plain, _, _ = _core.transfer_face(**args)
+    filled, _, _ = _core.transfer_face(**args, tooth=_TOOTH, papilla_width=width, threads=1)
+    again, _, _ = _core.transfer_face(**args, tooth=_TOOTH, papilla_width=width, threads=2)
+    covered = tid >= 0  # (the composite is written at covered pixels only)
+    np.testing.assert_array_equal(filled[covered], again[covered])
+    for y, x in zip(*np.nonzero((filled != plain).any(axis=-1) & covered)):
+        assert tid[y, x] == 3, (y, x)
+        row = tid[y]
+        left, right = x, x
+        while row[left] == 3:
+            left -= 1
+        while row[right] == 3:
+            right += 1
+        assert right - left - 1 <= width and {row[left], row[right]} == {0, 1}, (y, x, row)
+
+
 def test_skin_shade_scales_the_skin_and_nothing_else():
     """One skin triangle covering the box, sampling a grey photo: the factors interpolated
     at each pixel multiply its colour; on another part they are ignored."""
