@@ -944,6 +944,13 @@ def test_teeth_are_told_apart_and_numbered_by_arch(model):
         assert np.all(np.diff(xs) > 0), xs  # left to right
     # the upper arch above the lower, tooth by tooth
     assert all(centre[k][1] > centre[-k][1] for k in range(1, 17))
+    # a tooth above the bite and one below; and 200 pieces in one arch, more than int8
+    # numbers (not separate crowns), get none
+    pieces = np.arange(3 * 200, dtype=np.int32).reshape(200, 3)
+    two = np.array([[0.0, 1.0, 0.0]] * 3 + [[0.0, -1.0, 0.0]] * 3)
+    assert synthesis._teeth(two, pieces[:2], np.full(2, synthesis.TEETH, np.int8), bite=0.0).tolist() == [1, -1]
+    many = np.tile([0.0, 1.0, 0.0], (600, 1))
+    assert not synthesis._teeth(many, pieces, np.full(200, synthesis.TEETH, np.int8), bite=0.0).any()
 
 
 def test_gaps_between_teeth_at_the_gum_line_show_gums(model, data, monkeypatch):

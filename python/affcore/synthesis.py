@@ -174,7 +174,9 @@ def _teeth(neutral: np.ndarray, triangles: np.ndarray, part: np.ndarray, bite: f
     """Which tooth each triangle belongs to: (T,) int8, 0 for other parts, 1, 2, ... for the
     upper teeth and -1, -2, ... for the lower ones, numbered from the left (the model's teeth
     are separate crowns, the connected pieces of its teeth). ``bite``: the height (y) of
-    the mouth in ``neutral``; a tooth whose centre lies above it is an upper tooth."""
+    the mouth in ``neutral``; a tooth whose centre lies above it is an upper tooth. A model
+    whose teeth fall into more than 127 pieces in an arch (not separate crowns) gets no
+    numbers at all: its gaps are left to the materials' shading (no papillae)."""
     teeth = np.flatnonzero(part == TEETH)
     tooth = np.zeros(len(triangles), np.int8)
     if len(teeth) == 0:
@@ -190,10 +192,11 @@ def _teeth(neutral: np.ndarray, triangles: np.ndarray, part: np.ndarray, bite: f
         label = new
     pieces, piece = np.unique(label[tris[:, 0]], return_inverse=True)
     centre = np.array([neutral[np.unique(tris[piece == k])].mean(axis=0) for k in range(len(pieces))])
+    upper = centre[:, 1] > bite
+    if max(upper.sum(), (~upper).sum()) > 127:
+        return tooth
     for arch in (1, -1):
-        members = np.flatnonzero((centre[:, 1] > bite) == (arch > 0))
-        if len(members) > 127:
-            raise ValueError(f"face model: {len(members)} teeth in one arch, at most 127 are told apart")
+        members = np.flatnonzero(upper == (arch > 0))
         order = members[np.argsort(centre[members, 0])]
         for k, m in enumerate(order):
             tooth[teeth[piece == m]] = arch * (k + 1)
