@@ -22,8 +22,9 @@ from affcore.render import interpolate, rasterize, sample_bilinear
 from affcore.synthesis import (
     ALBEDO, CAVITY_AMBIENT, GUMS, IRIS, KEY_LIGHT_UP, LID_MARGIN, MOUTH_SLIVER, PAPILLA_WIDTH, SCLERA, SCLERA_WHITE,
     SKIN, SKIN_ALBEDO, SOCKET, TEETH,
-    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LID_BLINK, _LUMA, _closed_eyes, _closing_gain,
-    _cavity_light, _eye_columns, _colourless, _face_triangles, _mesh, _mouth_colours, _mouth_opened, _outline_skin)
+    RenderedTarget, Synthesizer, _INNER_LIP_LOWER, _INNER_LIP_UPPER, _LID_BLINK, _LUMA, _PART_NAMES, _closed_eyes,
+    _closing_gain, _cavity_light, _eye_columns, _colourless, _face_triangles, _mesh, _mouth_colours, _mouth_opened,
+    _outline_skin)
 
 
 def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -244,11 +245,12 @@ class ReferenceSynthesizer:
         # turn to the light half-Lambert, the rest Lambert
         cavity = np.exp(-np.maximum(depth - lm, 0.0) / (1.5 * self.fit.scale))
         facing = np.where(p == TEETH, 0.5 * (np.clip(towards, -1.0, 1.0) + 1.0), np.clip(towards, 0.0, 1.0))
-        lit = np.zeros((len(idx), 3), np.float32)
+        part_lit = np.zeros((len(_PART_NAMES), 3), np.float32)  # each part's lit colour
         for q, a in ALBEDO.items():
-            lit[p == q] = self._photo_colours.get(q, np.asarray(a) * self._light)
+            part_lit[q] = self._photo_colours.get(q, np.asarray(a) * self._light)
         if self._colourless:  # a grey photo's materials are grey (luminance)
-            lit[:] = (lit @ _LUMA)[:, None]
+            part_lit[:] = (part_lit @ _LUMA)[:, None]
+        lit = part_lit[p]
         mouth = np.isin(p, (SOCKET, GUMS, TEETH))
         # newly uncovered eyeball sits in the shadow of the lid
         shade = np.where(mouth, (0.3 + 0.7 * facing) * (0.1 + 0.9 * cavity), 0.8)
@@ -267,9 +269,7 @@ class ReferenceSynthesizer:
         # gum papillae between two teeth of an arch, on the gum side of where they touch
         # (texture_transfer.hpp, find_papillae): gums lit like the teeth beside them
         papilla = self._papillae(tid, part, screen[:, :2] - offset[:2], shade, idx)
-        gums = np.zeros((1, 3), np.float32)
-        gums[0] = self._photo_colours.get(GUMS, np.asarray(ALBEDO[GUMS]) * self._light)
-        lit[papilla >= 0] = (gums @ _LUMA)[:, None] if self._colourless else gums
+        lit[papilla >= 0] = part_lit[GUMS]
         shade = np.where(papilla >= 0, papilla, shade)
         material = lit * shade[:, None]
         flat = colour.reshape(-1, 3)

@@ -953,7 +953,7 @@ def test_teeth_are_told_apart_and_numbered_by_arch(model):
     assert not synthesis._teeth(many, pieces, np.full(200, synthesis.TEETH, np.int8), bite=0.0).any()
 
 
-def test_gaps_between_teeth_at_the_gum_line_show_gums(model, data, monkeypatch):
+def test_gaps_between_teeth_at_the_gum_line_show_gums(model, data):
     """The model's teeth are separate crowns: between two neighbouring teeth, above the
     point where they touch, they leave a gap through which the gums far behind showed,
     shaded dark: black notches along the gum line of every smile (london/097, 126). Real
@@ -972,9 +972,9 @@ def test_gaps_between_teeth_at_the_gum_line_show_gums(model, data, monkeypatch):
         for target in ({"expression": "happiness"}, {"va": (0.8, 0.2)}):
             bs = s.blendshapes(**target)
             _, r, comp, _ = s._face(bs)
-            monkeypatch.setattr(synthesis, "PAPILLA_WIDTH", 0.0)
-            _, _, before, _ = s._face(bs)
-            monkeypatch.undo()
+            with pytest.MonkeyPatch.context() as patch:  # the gaps as they were, without papillae
+                patch.setattr(synthesis, "PAPILLA_WIDTH", 0.0)
+                _, _, before, _ = s._face(bs)
             part = np.take(np.append(s._target_part, -1), r.triangle_id)
             tooth = np.where(part == TEETH, np.take(np.append(s._target_tooth, 0), r.triangle_id), 0)
             gap = np.isin(part, (GUMS, SOCKET))

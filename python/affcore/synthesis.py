@@ -589,12 +589,17 @@ class Synthesizer:
         self._dilate_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
 
     # -- geometry --------------------------------------------------------------------------
-    def _screen(self, blendshapes: np.ndarray) -> np.ndarray:
-        """Screen positions (N, 3) float32 of the mesh's vertices with these blendshapes."""
+    def _geometry_change(self, blendshapes: np.ndarray) -> np.ndarray:
+        """The change of expression weights from the fit that the geometry applies for
+        these blendshapes: (E,) float64, eyeBlink's scaled by the closing gain."""
         change = np.asarray(blendshapes, np.float64) - self._fitted_expression
         change[self._blink] *= self._blink_gain
-        return _core.deform_project(self._fitted_vertices, self._mesh.expression, change, *self._camera,
-                                    threads=self.threads)
+        return change
+
+    def _screen(self, blendshapes: np.ndarray) -> np.ndarray:
+        """Screen positions (N, 3) float32 of the mesh's vertices with these blendshapes."""
+        return _core.deform_project(self._fitted_vertices, self._mesh.expression, self._geometry_change(blendshapes),
+                                    *self._camera, threads=self.threads)
 
     def _used_xy(self, screen: np.ndarray) -> np.ndarray:
         u = self._mesh.used
@@ -759,7 +764,7 @@ class Synthesizer:
         in the photo (N, 3): where the fit put it, except on upper lids that move down
         relative to the skin above them, whose skin is laid out again (affcore._eyelids); and
         those lids (_eyelids.CarriedLids, or None)."""
-        blink = (np.asarray(blendshapes)[self._blink] - self._fitted_expression[self._blink]) * self._blink_gain
+        blink = self._geometry_change(blendshapes)[self._blink]
         lids = carry_upper_lids(screen[:, :2], self._source_screen[:, :2], self._upper_lids, self._down,
                                 self.fit.scale, blink[_LID_BLINK])
         if lids is None:

@@ -249,6 +249,29 @@ inline bool seen_in_photo(const FaceInputs& in, float sx, float sy, float sz) {
     return sz <= front + in.depth_slack;
 }
 
+// The box of pixels (columns c0..c1, rows r0..r1, within the face's box) that the target's
+// triangles of the parts `is_part` picks span on screen; false when there are none (or none
+// with a finite vertex).
+template <typename IsPart>
+inline bool part_box(const FaceInputs& in, IsPart is_part, int& c0, int& c1, int& r0, int& r1) {
+    float x0 = std::numeric_limits<float>::infinity(), y0 = x0, x1 = -x0, y1 = -x0;
+    for (std::size_t t = 0; t < in.num_triangles; ++t) {
+        if (!is_part(in.part[t])) continue;
+        for (int k = 0; k < 3; ++k) {
+            const float* v = in.target_screen + 3 * static_cast<std::size_t>(in.triangles[3 * t + k]);
+            x0 = std::min(x0, v[0]), x1 = std::max(x1, v[0]), y0 = std::min(y0, v[1]), y1 = std::max(y1, v[1]);
+        }
+    }
+    if (!(x0 <= x1 && y0 <= y1)) return false;
+    auto clamp = [](float v, int lo, int hi) {
+        return v < float(lo) ? lo : (v > float(hi) ? hi : static_cast<int>(v));
+    };
+    const int W = in.box_w, H = in.box_h;
+    c0 = clamp(std::floor(x0) - float(in.box_x0), 0, W - 1), c1 = clamp(std::ceil(x1) - float(in.box_x0), 0, W - 1);
+    r0 = clamp(std::floor(y0) - float(in.box_y0), 0, H - 1), r1 = clamp(std::ceil(y1) - float(in.box_y0), 0, H - 1);
+    return true;
+}
+
 // Gum papillae. The model's teeth are separate crowns: between two neighbouring teeth, on
 // the gum side of where they touch, they leave a triangular gap through which the gums far
 // behind show, shaded dark (deep, and in the upper lip's shadow): a row of black notches
@@ -278,19 +301,8 @@ inline Papillae find_papillae(const FaceInputs& in) {
     Papillae pp;
     if (!in.tooth || in.papilla_width <= 0) return pp;
     const int W = in.box_w, H = in.box_h;
-    // the teeth's box on screen, clamped to the face's box
-    float x0 = std::numeric_limits<float>::infinity(), y0 = x0, x1 = -x0, y1 = -x0;
-    for (std::size_t t = 0; t < in.num_triangles; ++t) {
-        if (in.part[t] != kTeeth) continue;
-        for (int k = 0; k < 3; ++k) {
-            const float* v = in.target_screen + 3 * static_cast<std::size_t>(in.triangles[3 * t + k]);
-            x0 = std::min(x0, v[0]), x1 = std::max(x1, v[0]), y0 = std::min(y0, v[1]), y1 = std::max(y1, v[1]);
-        }
-    }
-    if (!(x0 <= x1 && y0 <= y1)) return pp;
-    auto clamp = [](float v, int lo, int hi) { return v < float(lo) ? lo : (v > float(hi) ? hi : static_cast<int>(v)); };
-    const int c0 = clamp(std::floor(x0) - float(in.box_x0), 0, W - 1), c1 = clamp(std::ceil(x1) - float(in.box_x0), 0, W - 1);
-    const int r0 = clamp(std::floor(y0) - float(in.box_y0), 0, H - 1), r1 = clamp(std::ceil(y1) - float(in.box_y0), 0, H - 1);
+    int c0, c1, r0, r1;  // the teeth's box
+    if (!part_box(in, [](std::int8_t p) { return p == kTeeth; }, c0, c1, r0, r1)) return pp;
     pp.c0 = c0, pp.r0 = r0, pp.bw = c1 - c0 + 1, pp.bh = r1 - r0 + 1;
     pp.left.assign(static_cast<std::size_t>(pp.bw) * static_cast<std::size_t>(pp.bh), -1);
     pp.right = pp.left;
@@ -672,21 +684,8 @@ struct PartPixels {
 template <typename IsPart>
 inline PartPixels part_pixels(const FaceInputs& in, IsPart is_part) {
     PartPixels px;
-    const int W = in.box_w, H = in.box_h;
-    float x0 = std::numeric_limits<float>::infinity(), y0 = x0, x1 = -x0, y1 = -x0;
-    for (std::size_t t = 0; t < in.num_triangles; ++t) {
-        if (!is_part(in.part[t])) continue;
-        for (int k = 0; k < 3; ++k) {
-            const float* v = in.target_screen + 3 * static_cast<std::size_t>(in.triangles[3 * t + k]);
-            x0 = std::min(x0, v[0]), x1 = std::max(x1, v[0]), y0 = std::min(y0, v[1]), y1 = std::max(y1, v[1]);
-        }
-    }
-    if (!(x0 <= x1 && y0 <= y1)) return px;  // no such triangle (or no finite vertex of one)
-    auto clamp = [](float v, int lo, int hi) {
-        return v < float(lo) ? lo : (v > float(hi) ? hi : static_cast<int>(v));
-    };
-    px.c0 = clamp(std::floor(x0) - float(in.box_x0), 0, W - 1), px.c1 = clamp(std::ceil(x1) - float(in.box_x0), 0, W - 1);
-    px.r0 = clamp(std::floor(y0) - float(in.box_y0), 0, H - 1), px.r1 = clamp(std::ceil(y1) - float(in.box_y0), 0, H - 1);
+    const int W = in.box_w;
+    if (!part_box(in, is_part, px.c0, px.c1, px.r0, px.r1)) return px;
     px.bw = px.c1 - px.c0 + 1;
     px.state.assign(static_cast<std::size_t>(px.bw) * static_cast<std::size_t>(px.r1 - px.r0 + 1), -1);
     for (int y = px.r0; y <= px.r1; ++y) {
