@@ -9,6 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
+from affcore._gaze import eyeball_centre, gaze_rotations
 from affcore._eyelids import carry_upper_lids, fill_lids, screen_down, upper_lid_layout
 from affcore.blend import poisson_blend
 from affcore.fitting import FitResult, fit
@@ -77,6 +78,13 @@ class ReferenceSynthesizer:
         self._expression_matrix = m.expression_basis.reshape(m.num_expression, -1)
         source = self._vertices(self.fit.expression)
         self._source_screen = self.fit.project(source)
+        # each eyeball's vertices (the subject's left, then right) and its centre, about which
+        # it turns with the gaze (the shared geometry of affcore._gaze)
+        self._eyeballs = []
+        for side in (1, -1):
+            ball = [np.unique(self._triangles[self._part == q]) for q in (SCLERA, IRIS)]
+            ball = [v[np.sign(m.neutral_vertices[v, 0]) == side] for v in ball]
+            self._eyeballs.append((np.union1d(*ball), eyeball_centre(source[ball[0]])))
         self._down = screen_down(self.fit.rotation)
         closed = self.fit.project(self._vertices(_closed_eyes(self.fit.expression, m.expression_names)))
         self._blink = _eye_columns(m.expression_names, "eyeBlink")
@@ -199,6 +207,11 @@ class ReferenceSynthesizer:
         geometry[self._blink] = self.fit.expression[self._blink] + self._blink_gain * (
             geometry[self._blink] - self.fit.expression[self._blink])
         target = self._vertices(geometry)
+        # the eyeballs turn rigidly about their centres with the gaze weights' change
+        for (ball, centre), turn in zip(self._eyeballs, gaze_rotations(geometry - self.fit.expression,
+                                                                      self.model.expression_names)):
+            if turn is not None:
+                target[ball] = (target[ball] - centre) @ turn.T.astype(np.float32) + centre
         screen = self.fit.project(target)
         h, w = self.image.shape[:2]
         both = np.concatenate([screen[self._used, :2], self._source_screen[self._used, :2]])
@@ -284,6 +297,7 @@ class ReferenceSynthesizer:
         eye.reshape(-1)[idx[on_eye]] = (~seen[on_eye]).astype(np.int8)
         margin = int(round(LID_MARGIN * self.fit.scale))
         before = rendered.copy()
+        left = np.zeros(tid.shape, bool)  # runs no column continues
         for x, start, end in _hidden_runs(eye):
             col = eye[:, x]
             if end + margin < bh and (col[end:end + margin + 1] == 0).all():
@@ -295,12 +309,31 @@ class ReferenceSynthesizer:
                 moved_from, moved_to = np.arange(start - margin, start), np.arange(end - margin, end)
                 gap = np.arange(start - margin, end - margin)
             else:
+                left[start:end, x] = True
                 continue
             window = eye[rows, max(0, x - 2):x + 3]
             colours = before[rows, max(0, x - 2):x + 3][window == 0]
             median = np.sort(colours, axis=0)[len(colours) // 2]
             rendered[moved_to, x] = before[moved_from, x]
             rendered[gap, x] = median
+        # those runs, row by row (continue_eyeball_sideways): the median colour of the shown
+        # eyeball in the 3 columns beside the run (5 rows), from the side whose 3 columns show
+        # eyeball in the run's row, or passing from one side's to the other's along the run
+        for y, start, end in _runs(left.T):
+            sides = []
+            for cols in (np.arange(start - 1, start - 4, -1), np.arange(end, end + 3)):
+                if cols.min() < 0 or cols.max() >= bw or (eye[y, cols] != 0).any():
+                    sides.append(None)
+                    continue
+                rows = np.arange(max(0, y - 2), min(bh, y + 3))
+                colours = before[rows][:, cols][eye[rows][:, cols] == 0]
+                sides.append(np.sort(colours, axis=0)[len(colours) // 2].astype(np.float32))
+            a, b = sides
+            if a is None and b is None:
+                continue
+            a, b = (b if a is None else a), (a if b is None else b)
+            f = (np.arange(1, end - start + 1, dtype=np.float32) / np.float32(end - start + 1))[:, None]
+            rendered[y, start:end] = np.clip((1 - f) * a + f * b + 0.5, 0, 255).astype(np.uint8)
 
         # the mouth interior the photo showed between the fitted lips (lip on closed lips, or
         # teeth at the photo's own opening) fits only the mouth as it was: as far as the

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from . import _core, affect
+from ._gaze import eyeball_centre, gaze_rotations, has_gaze
 from ._eyelids import carry_upper_lids, fill_lids, screen_down, upper_lid_layout, upper_lid_vertices
 from ._device import resolve_device
 from .blend import poisson_blend
@@ -201,6 +202,15 @@ def _teeth(neutral: np.ndarray, triangles: np.ndarray, part: np.ndarray, bite: f
         for k, m in enumerate(order):
             tooth[teeth[piece == m]] = arch * (k + 1)
     return tooth
+
+
+def _eyeballs(neutral: np.ndarray, triangles: np.ndarray, part: np.ndarray) -> tuple:
+    """Per eye, the subject's left (+x) then right: (the eyeball's vertices, its sclera's
+    vertices), local indices; both empty where the mesh has no such eyeball."""
+    ball = np.unique(triangles[np.isin(part, (SCLERA, IRIS))])
+    sclera = np.unique(triangles[part == SCLERA])
+    return tuple((ball[np.sign(neutral[ball, 0]) == side], sclera[np.sign(neutral[sclera, 0]) == side])
+                 for side in (1, -1))
 
 
 def _inner_face(neutral: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -408,6 +418,7 @@ class _Mesh:
     identity: np.ndarray         # (K, N, 3) float32
     expression: np.ndarray       # (E, N, 3) float32
     tooth: np.ndarray            # (T,) int8: the tooth each triangle belongs to (_teeth)
+    eyeballs: tuple              # per eye (subject's left, right): (its vertices, its sclera's vertices)
 
 
 _MESH_CACHE: dict = {}
@@ -444,6 +455,7 @@ def _mesh(model: FaceModel) -> _Mesh:
         expression=np.ascontiguousarray(model.expression_basis[:, verts], dtype=np.float32),
         tooth=_teeth(model.neutral_vertices[verts], local, part,
                      float(model.neutral_vertices[np.concatenate([upper, lower]), 1].mean())),
+        eyeballs=_eyeballs(model.neutral_vertices[verts], local, part),
     )
     if len(_MESH_CACHE) >= 4:
         _MESH_CACHE.clear()
@@ -527,6 +539,11 @@ class Synthesizer:
                                                      *_NO_CAMERA, threads=self.threads)
         self._camera = (np.ascontiguousarray(self.fit.rotation, dtype=np.float64), float(self.fit.scale),
                         np.ascontiguousarray(self.fit.translation, dtype=np.float64))
+        # the eyeballs that turn with the gaze weights (affcore._gaze): vertices and centre
+        self._eyeballs = [(ball, eyeball_centre(self._fitted_vertices[sclera]))
+                          for ball, sclera in mesh.eyeballs if len(sclera) >= 4]
+        if not has_gaze(self.model.expression_names):
+            self._eyeballs = []
         # eyeBlink's change from the fit is scaled so that a closed lid meets the lower lid
         # (_closing_gain; measured with the model's own blink first)
         self._blink, self._blink_gain = _eye_columns(self.model.expression_names, "eyeBlink"), np.ones(2)
@@ -597,9 +614,18 @@ class Synthesizer:
         return change
 
     def _screen(self, blendshapes: np.ndarray) -> np.ndarray:
-        """Screen positions (N, 3) float32 of the mesh's vertices with these blendshapes."""
-        return _core.deform_project(self._fitted_vertices, self._mesh.expression, self._geometry_change(blendshapes),
-                                    *self._camera, threads=self.threads)
+        """Screen positions (N, 3) float32 of the mesh's vertices with these blendshapes,
+        the eyeballs turned by the gaze weights' change (affcore._gaze)."""
+        change = self._geometry_change(blendshapes)
+        screen = _core.deform_project(self._fitted_vertices, self._mesh.expression, change, *self._camera,
+                                      threads=self.threads)
+        if not self._eyeballs:
+            return screen
+        for (ball, centre), turn in zip(self._eyeballs, gaze_rotations(change, self.model.expression_names)):
+            if turn is not None:
+                moved = self._fitted_vertices[ball] + np.tensordot(change, self._mesh.expression[:, ball], axes=1)
+                screen[ball] = self.fit.project((moved - centre) @ turn.T + centre)
+        return screen
 
     def _used_xy(self, screen: np.ndarray) -> np.ndarray:
         u = self._mesh.used

@@ -739,6 +739,62 @@ inline void for_each_hidden_run(const PartPixels& px, Run&& run) {
 inline constexpr int kEyeballHalfWidth = 2;
 inline constexpr int kEyeballRows = 3;
 
+// Eyeball hidden in the photo that no column continues (continue_eyeball) lies beside the
+// eyeball the photo showed rather than above or below it: at the corners of an eye turned
+// sideways (AU61, AU62: affcore/_gaze.py), where the flat material colour showed as a grey
+// patch. Each row's run of it (`left` set) takes the per-channel median of the shown eyeball
+// beside it (kEyeballRows columns next to the run, kEyeballHalfWidth rows either side), from
+// the side whose first kEyeballRows columns show eyeball; where both sides do, it passes
+// from one side's median to the other's along the run. No margin moves: no lid edge runs
+// along a row. Reads the colours continue_eyeball captured, so the order does not matter.
+inline void continue_eyeball_sideways(const FaceInputs& in, const FaceOutputs& out, const PartPixels& px,
+                                      const std::vector<std::uint8_t>& left) {
+    std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
+    // the median beside row y in columns near, near + step, ...; false where one of the
+    // first kEyeballRows of them does not show eyeball in row y
+    auto beside = [&](int y, int near, int step, float median[3]) {
+        for (int k = 0; k < kEyeballRows; ++k) {
+            const int x = near + step * k;
+            if (x < px.c0 || x > px.c1 || px.at(x, y) != 0) return false;
+        }
+        int n = 0;
+        for (int k = 0; k < kEyeballRows; ++k) {
+            const int wx = near + step * k;
+            for (int wy = std::max(px.r0, y - kEyeballHalfWidth); wy <= std::min(px.r1, y + kEyeballHalfWidth); ++wy) {
+                if (px.at(wx, wy) != 0) continue;
+                const std::uint8_t* c = px.colour(wx, wy);
+                for (int ch = 0; ch < 3; ++ch) window[ch][n] = c[ch];
+                ++n;
+            }
+        }
+        for (int ch = 0; ch < 3; ++ch) {
+            std::nth_element(window[ch], window[ch] + n / 2, window[ch] + n);
+            median[ch] = static_cast<float>(window[ch][n / 2]);
+        }
+        return true;
+    };
+    for (int y = px.r0; y <= px.r1; ++y) {
+        for (int x = px.c0; x <= px.c1;) {
+            if (!left[px.index(x, y)]) {
+                ++x;
+                continue;
+            }
+            const int start = x;
+            while (x <= px.c1 && left[px.index(x, y)]) ++x;
+            float a[3], b[3];
+            const bool from_left = beside(y, start - 1, -1, a), from_right = beside(y, x, +1, b);
+            if (!from_left && !from_right) continue;
+            if (!from_left) std::copy(b, b + 3, a);
+            if (!from_right) std::copy(a, a + 3, b);
+            for (int k = start; k < x; ++k) {
+                const float f = static_cast<float>(k - start + 1) / static_cast<float>(x - start + 1);
+                std::uint8_t* c = composite_pixel(in, out, k, y);
+                for (int ch = 0; ch < 3; ++ch) c[ch] = to_u8((1.0f - f) * a[ch] + f * b[ch]);
+            }
+        }
+    }
+}
+
 // Eyeball that the target's widened lids uncover was hidden in the photo, so the photo has
 // no colour for it; a flat material colour (face_pixel_colour) showed as a grey arc between
 // lid and eyeball. Each column's run of such pixels is filled from the eyeball the photo
@@ -756,7 +812,7 @@ inline constexpr int kEyeballRows = 3;
 // the eyeball below; one without, but with shown eyeball above it, is a lower lid lowered
 // (sadness's eyes looking down, AU64), and continues the eyeball above, where the flat
 // colour drew a grey line along the lower lid. A column whose shown eyeball on both sides is
-// shorter than the margin and one more row keeps the material colour. Runs after
+// shorter than the margin and one more row is left to continue_eyeball_sideways. Runs after
 // transfer_face's pixels are written; sequential, over the eyeballs' box only, reading the
 // composite as transfer_face left it (the result does not depend on the order of the
 // columns).
@@ -766,6 +822,8 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
     capture_colours(px, in, out);
     const int margin = in.lid_margin;
     std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
+    std::vector<std::uint8_t> left(px.state.size(), 0);  // runs no column continues
+    bool any_left = false;
     // whether rows y, y + step, ... (step +1: down, -1: up) show eyeball for the margin and one row more
     auto enough_shown = [&](int x, int y, int step) {
         int shown = 0;
@@ -783,6 +841,8 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
         } else if (enough_shown(x, start - 1, -1)) {
             step = -1, near = start - 1;
         } else {
+            for (int y = start; y < end; ++y) left[px.index(x, y)] = 1;
+            any_left = true;
             return;
         }
         int n = 0;
@@ -811,6 +871,7 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
         }
         for (int k = margin; k < shift + margin; ++k) std::memcpy(composite_pixel(in, out, x, far + step * k), median, 3);
     });
+    if (any_left) continue_eyeball_sideways(in, out, px, left);
 }
 
 // in.mouth_opened at covered pixel i, interpolated over its triangle (as combine rounds).
