@@ -744,7 +744,7 @@ def test_eyes_turn_with_the_gaze(model, london_pairs, landmark_cache, target):
         screen = s._screen(blendshapes)
         out = s.render(blendshapes=blendshapes)
         marks = np.searchsorted(s._mesh.vertices, LANDMARK_VERTICES)
-        for (ball, _), first in zip(s._eyeballs, (42, 36)):  # the subject's left eye, then right
+        for (ball, *_), first in zip(s._eyeballs, (42, 36)):  # the subject's left eye, then right
             front = ball[np.argmax(s._fitted_vertices[ball, 2])]
             turned = screen[front, :2] - s._source_screen[front, :2]
             assert np.linalg.norm(turned) >= 2.5, (target, k, turned)  # the eye turns

@@ -55,11 +55,12 @@ def gaze_rotations(change: np.ndarray, names) -> list:
     for side, outward in (("L", 1.0), ("R", -1.0)):
         w = {d: float(change[column[f"eyeLook{d}_{side}"]]) for d in ("Down", "Up", "In", "Out")}
         # down turns the front of the eye to -y; the left eye's "out" is +x, the right's -x
-        pitch = np.radians(DOWN_DEGREES * w["Down"] - UP_DEGREES * w["Up"])
-        yaw = outward * np.radians(SIDEWAYS_DEGREES * (w["Out"] - w["In"]))
+        pitch = DOWN_DEGREES * w["Down"] - UP_DEGREES * w["Up"]
+        yaw = outward * SIDEWAYS_DEGREES * (w["Out"] - w["In"])
         if pitch == 0.0 and yaw == 0.0:
             out.append(None)
             continue
+        pitch, yaw = np.radians(pitch), np.radians(yaw)
         cp, sp, cy, sy = np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw)
         about_x = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
         about_y = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])

@@ -539,11 +539,14 @@ class Synthesizer:
                                                      *_NO_CAMERA, threads=self.threads)
         self._camera = (np.ascontiguousarray(self.fit.rotation, dtype=np.float64), float(self.fit.scale),
                         np.ascontiguousarray(self.fit.translation, dtype=np.float64))
-        # the eyeballs that turn with the gaze weights (affcore._gaze): vertices and centre
-        self._eyeballs = [(ball, eyeball_centre(self._fitted_vertices[sclera]))
-                          for ball, sclera in mesh.eyeballs if len(sclera) >= 4]
-        if not has_gaze(self.model.expression_names):
-            self._eyeballs = []
+        # the eyeballs that turn with the gaze weights (affcore._gaze), the subject's left then
+        # right (None for one the mesh lacks): vertices, centre, and the expression basis over
+        # them flattened, None where no blendshape moves them (ICT's)
+        self._eyeballs = [None, None]
+        for k, (ball, sclera) in enumerate(mesh.eyeballs if has_gaze(self.model.expression_names) else ()):
+            if len(sclera) >= 4:
+                basis = mesh.expression[:, ball].reshape(len(mesh.expression), -1)
+                self._eyeballs[k] = (ball, eyeball_centre(self._fitted_vertices[sclera]), basis if basis.any() else None)
         # eyeBlink's change from the fit is scaled so that a closed lid meets the lower lid
         # (_closing_gain; measured with the model's own blink first)
         self._blink, self._blink_gain = _eye_columns(self.model.expression_names, "eyeBlink"), np.ones(2)
@@ -619,11 +622,14 @@ class Synthesizer:
         change = self._geometry_change(blendshapes)
         screen = _core.deform_project(self._fitted_vertices, self._mesh.expression, change, *self._camera,
                                       threads=self.threads)
-        if not self._eyeballs:
+        if all(eye is None for eye in self._eyeballs):
             return screen
-        for (ball, centre), turn in zip(self._eyeballs, gaze_rotations(change, self.model.expression_names)):
-            if turn is not None:
-                moved = self._fitted_vertices[ball] + np.tensordot(change, self._mesh.expression[:, ball], axes=1)
+        for eye, turn in zip(self._eyeballs, gaze_rotations(change, self.model.expression_names)):
+            if eye is not None and turn is not None:
+                ball, centre, basis = eye
+                moved = self._fitted_vertices[ball].astype(np.float64)
+                if basis is not None:
+                    moved += (change @ basis).reshape(-1, 3)
                 screen[ball] = self.fit.project((moved - centre) @ turn.T + centre)
         return screen
 
