@@ -9,7 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
-from affcore._gaze import eyeball_centre, gaze_rotations
+from affcore._gaze import gaze_rotations, on_globe, sphere_centre
 from affcore._eyelids import carry_upper_lids, fill_lids, screen_down, upper_lid_layout
 from affcore.blend import poisson_blend
 from affcore.fitting import FitResult, fit
@@ -79,12 +79,14 @@ class ReferenceSynthesizer:
         source = self._vertices(self.fit.expression)
         self._source_screen = self.fit.project(source)
         # each eyeball's vertices (the subject's left, then right) and its centre, about which
-        # it turns with the gaze (the shared geometry of affcore._gaze)
+        # it turns with the gaze: the fitted sphere through the points of its sclera that lie
+        # on the neutral globe (the shared geometry of affcore._gaze)
         self._eyeballs = []
         for side in (1, -1):
             ball = [np.unique(self._triangles[self._part == q]) for q in (SCLERA, IRIS)]
-            ball = [v[np.sign(m.neutral_vertices[v, 0]) == side] for v in ball]
-            self._eyeballs.append((np.union1d(*ball), eyeball_centre(source[ball[0]])))
+            sclera, iris = [v[np.sign(m.neutral_vertices[v, 0]) == side] for v in ball]
+            globe = sclera[on_globe(m.neutral_vertices[sclera])]
+            self._eyeballs.append((np.union1d(sclera, iris), sphere_centre(source[globe])))
         self._down = screen_down(self.fit.rotation)
         closed = self.fit.project(self._vertices(_closed_eyes(self.fit.expression, m.expression_names)))
         self._blink = _eye_columns(m.expression_names, "eyeBlink")

@@ -7,7 +7,7 @@ sadness uses) lowered the lids over eyes that kept staring ahead: half-closed, s
 nearly shut on narrow ones (``leonardo_dicaprio``, ``005``); "eyes turn left" (AU61) moved
 nothing but a millimetre of lid.
 
-Here each eyeball turns rigidly about its centre (a sphere fitted to its sclera), by an
+Here each eyeball turns rigidly about its centre (a sphere fitted to its sclera's globe), by an
 angle proportional to the gaze weights' change from the fit: pitch from down minus up, yaw
 from out minus in (mirrored between the eyes, so AU61 and AU62 turn both eyes the same way
 on screen). The renderer samples each eyeball point where the photo showed it, so the
@@ -29,21 +29,31 @@ UP_DEGREES = 12.0
 SIDEWAYS_DEGREES = 24.0
 
 
-def eyeball_centre(points: np.ndarray) -> np.ndarray:
-    """(3,) centre of a sphere fitted to an eyeball's sclera points (N, 3). The sclera mesh
-    bulges where it meets the iris, so the fit is repeated on the points closest to the
-    sphere (within 0.2 mm, or the closest 60 %) to fit the globe and not the bulge."""
+def on_globe(points: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of an eyeball's sclera points (N, 3) lie on its globe. The sclera
+    mesh bulges where it meets the iris; a sphere fitted to all of it is pulled forward
+    (0.7 mm on a test sphere with a cornea-like bulge). So the fit is repeated on the points
+    closest to the sphere (within 0.2 mm, or the closest 60 %). Per model, on its neutral
+    shape: an identity moves the eyeball smoothly, and the same points stay on the globe."""
     p = np.asarray(points, np.float64)
     keep = np.ones(len(p), bool)
     for _ in range(5):
-        q = p[keep]
-        # |p - c|^2 = r^2 is linear in (c, r^2 - |c|^2)
-        solution = np.linalg.lstsq(np.c_[2.0 * q, np.ones(len(q))], (q * q).sum(axis=1), rcond=None)[0]
-        centre = solution[:3]
-        radius = np.sqrt(solution[3] + centre @ centre)
+        centre, radius = _sphere(p[keep])
         off = np.abs(np.linalg.norm(p - centre, axis=1) - radius)
         keep = off <= max(0.02, float(np.percentile(off, 60)))
-    return centre
+    return keep
+
+
+def sphere_centre(points: np.ndarray) -> np.ndarray:
+    """(3,) centre of the sphere fitted to points (N, 3) by least squares."""
+    return _sphere(np.asarray(points, np.float64))[0]
+
+
+def _sphere(p: np.ndarray):
+    # |p - c|^2 = r^2 is linear in (c, r^2 - |c|^2)
+    solution = np.linalg.lstsq(np.c_[2.0 * p, np.ones(len(p))], (p * p).sum(axis=1), rcond=None)[0]
+    centre = solution[:3]
+    return centre, np.sqrt(solution[3] + centre @ centre)
 
 
 def gaze_rotations(change: np.ndarray, names) -> list:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from . import _core, affect
-from ._gaze import eyeball_centre, gaze_rotations, has_gaze
+from ._gaze import gaze_rotations, has_gaze, on_globe, sphere_centre
 from ._eyelids import carry_upper_lids, fill_lids, screen_down, upper_lid_layout, upper_lid_vertices
 from ._device import resolve_device
 from .blend import poisson_blend
@@ -204,13 +204,22 @@ def _teeth(neutral: np.ndarray, triangles: np.ndarray, part: np.ndarray, bite: f
     return tooth
 
 
-def _eyeballs(neutral: np.ndarray, triangles: np.ndarray, part: np.ndarray) -> tuple:
-    """Per eye, the subject's left (+x) then right: (the eyeball's vertices, its sclera's
-    vertices), local indices; both empty where the mesh has no such eyeball."""
+def _eyeballs(neutral: np.ndarray, triangles: np.ndarray, part: np.ndarray, expression: np.ndarray) -> tuple:
+    """Per eye, the subject's left (+x) then right: None where the mesh has no such eyeball
+    (or too little sclera to fit), else (the eyeball's vertices, the vertices of its
+    sclera's globe (_gaze.on_globe), the expression basis over the eyeball flattened (E,
+    3 n), or None where no blendshape moves it, as in ICT); local indices."""
     ball = np.unique(triangles[np.isin(part, (SCLERA, IRIS))])
     sclera = np.unique(triangles[part == SCLERA])
-    return tuple((ball[np.sign(neutral[ball, 0]) == side], sclera[np.sign(neutral[sclera, 0]) == side])
-                 for side in (1, -1))
+    eyes = []
+    for side in (1, -1):
+        mine, globe = ball[np.sign(neutral[ball, 0]) == side], sclera[np.sign(neutral[sclera, 0]) == side]
+        if len(globe) < 8:
+            eyes.append(None)
+            continue
+        basis = expression[:, mine].reshape(len(expression), -1)
+        eyes.append((mine, globe[on_globe(neutral[globe])], basis if basis.any() else None))
+    return tuple(eyes)
 
 
 def _inner_face(neutral: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -418,7 +427,7 @@ class _Mesh:
     identity: np.ndarray         # (K, N, 3) float32
     expression: np.ndarray       # (E, N, 3) float32
     tooth: np.ndarray            # (T,) int8: the tooth each triangle belongs to (_teeth)
-    eyeballs: tuple              # per eye (subject's left, right): (its vertices, its sclera's vertices)
+    eyeballs: tuple              # per eye (subject's left, right): _eyeballs
 
 
 _MESH_CACHE: dict = {}
@@ -455,7 +464,7 @@ def _mesh(model: FaceModel) -> _Mesh:
         expression=np.ascontiguousarray(model.expression_basis[:, verts], dtype=np.float32),
         tooth=_teeth(model.neutral_vertices[verts], local, part,
                      float(model.neutral_vertices[np.concatenate([upper, lower]), 1].mean())),
-        eyeballs=_eyeballs(model.neutral_vertices[verts], local, part),
+        eyeballs=_eyeballs(model.neutral_vertices[verts], local, part, model.expression_basis[:, verts]),
     )
     if len(_MESH_CACHE) >= 4:
         _MESH_CACHE.clear()
@@ -540,13 +549,11 @@ class Synthesizer:
         self._camera = (np.ascontiguousarray(self.fit.rotation, dtype=np.float64), float(self.fit.scale),
                         np.ascontiguousarray(self.fit.translation, dtype=np.float64))
         # the eyeballs that turn with the gaze weights (affcore._gaze), the subject's left then
-        # right (None for one the mesh lacks): vertices, centre, and the expression basis over
-        # them flattened, None where no blendshape moves them (ICT's)
-        self._eyeballs = [None, None]
-        for k, (ball, sclera) in enumerate(mesh.eyeballs if has_gaze(self.model.expression_names) else ()):
-            if len(sclera) >= 4:
-                basis = mesh.expression[:, ball].reshape(len(mesh.expression), -1)
-                self._eyeballs[k] = (ball, eyeball_centre(self._fitted_vertices[sclera]), basis if basis.any() else None)
+        # right (None for one the mesh lacks): vertices, centre (of the fitted globe), and the
+        # expression basis over them (None where no blendshape moves them)
+        gaze = has_gaze(self.model.expression_names)
+        self._eyeballs = [None if eye is None or not gaze else (eye[0], sphere_centre(self._fitted_vertices[eye[1]]), eye[2])
+                          for eye in mesh.eyeballs]
         # eyeBlink's change from the fit is scaled so that a closed lid meets the lower lid
         # (_closing_gain; measured with the model's own blink first)
         self._blink, self._blink_gain = _eye_columns(self.model.expression_names, "eyeBlink"), np.ones(2)
