@@ -7,12 +7,13 @@ sadness uses) lowered the lids over eyes that kept staring ahead: half-closed, s
 nearly shut on narrow ones (``leonardo_dicaprio``, ``005``); "eyes turn left" (AU61) moved
 nothing but a millimetre of lid.
 
-Here each eyeball turns rigidly about its centre (a sphere fitted to its sclera's globe), by an
-angle proportional to the gaze weights' change from the fit: pitch from down minus up, yaw
-from out minus in (mirrored between the eyes, so AU61 and AU62 turn both eyes the same way
-on screen). The renderer samples each eyeball point where the photo showed it, so the
-photo's iris, catchlight included, moves with the eye; eyeball the photo hid under a lid is
-continued from the eyeball it did show (``continue_eyeball``).
+Here each eyeball turns rigidly about its centre (a sphere fitted to its sclera's globe),
+by an angle proportional to the gaze weights' change from the fit: pitch from down minus
+up, yaw from out minus in (mirrored between the eyes, so AU61 and AU62 turn both eyes the
+same way on screen). The renderer samples each eyeball point where the photo showed it, so
+the photo's iris, catchlight included, moves with the eye; eyeball the photo hid under a
+lid or in a corner is continued from the eyeball it did show (``continue_eyeball``,
+``continue_eyeball_sideways``).
 """
 from __future__ import annotations
 

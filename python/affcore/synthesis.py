@@ -213,12 +213,12 @@ def _eyeballs(neutral: np.ndarray, triangles: np.ndarray, part: np.ndarray, expr
     sclera = np.unique(triangles[part == SCLERA])
     eyes = []
     for side in (1, -1):
-        mine, globe = ball[np.sign(neutral[ball, 0]) == side], sclera[np.sign(neutral[sclera, 0]) == side]
-        if len(globe) < 8:
+        this_ball, this_sclera = ball[np.sign(neutral[ball, 0]) == side], sclera[np.sign(neutral[sclera, 0]) == side]
+        if len(this_sclera) < 8:
             eyes.append(None)
             continue
-        basis = expression[:, mine].reshape(len(expression), -1)
-        eyes.append((mine, globe[on_globe(neutral[globe])], basis if basis.any() else None))
+        basis = expression[:, this_ball].reshape(len(expression), -1)
+        eyes.append((this_ball, this_sclera[on_globe(neutral[this_sclera])], basis if basis.any() else None))
     return tuple(eyes)
 
 
@@ -552,8 +552,8 @@ class Synthesizer:
         # right (None for one the mesh lacks): vertices, centre (of the fitted globe), and the
         # expression basis over them (None where no blendshape moves them)
         gaze = has_gaze(self.model.expression_names)
-        self._eyeballs = [None if eye is None or not gaze else (eye[0], sphere_centre(self._fitted_vertices[eye[1]]), eye[2])
-                          for eye in mesh.eyeballs]
+        self._eyeballs = [None if eye is None or not gaze
+                          else (eye[0], sphere_centre(self._fitted_vertices[eye[1]]), eye[2]) for eye in mesh.eyeballs]
         # eyeBlink's change from the fit is scaled so that a closed lid meets the lower lid
         # (_closing_gain; measured with the model's own blink first)
         self._blink, self._blink_gain = _eye_columns(self.model.expression_names, "eyeBlink"), np.ones(2)
