@@ -739,6 +739,30 @@ inline void for_each_hidden_run(const PartPixels& px, Run&& run) {
 inline constexpr int kEyeballHalfWidth = 2;
 inline constexpr int kEyeballRows = 3;
 
+// The per-channel median of the eyeball the photo showed (state 0) in the window of columns
+// c0..c1 and rows r0..r1 (either way round; clamped to the eyeballs' box), no more than
+// kEyeballRows by 2 kEyeballHalfWidth + 1 pixels: the colour continue_eyeball and
+// continue_eyeball_sideways give a run (a median, so that a catchlight or a lash is not drawn
+// out into a streak). False where the window shows no eyeball.
+inline bool shown_median(const PartPixels& px, int c0, int c1, int r0, int r1, std::uint8_t median[3]) {
+    std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
+    int n = 0;
+    for (int y = std::max(px.r0, std::min(r0, r1)); y <= std::min(px.r1, std::max(r0, r1)); ++y) {
+        for (int x = std::max(px.c0, std::min(c0, c1)); x <= std::min(px.c1, std::max(c0, c1)); ++x) {
+            if (px.at(x, y) != 0) continue;
+            const std::uint8_t* c = px.colour(x, y);
+            for (int ch = 0; ch < 3; ++ch) window[ch][n] = c[ch];
+            ++n;
+        }
+    }
+    if (n == 0) return false;
+    for (int ch = 0; ch < 3; ++ch) {
+        std::nth_element(window[ch], window[ch] + n / 2, window[ch] + n);
+        median[ch] = window[ch][n / 2];
+    }
+    return true;
+}
+
 // Eyeball hidden in the photo that no column continues (continue_eyeball) lies beside the
 // eyeball the photo showed rather than above or below it: at the corners of an eye turned
 // sideways (AU61, AU62: affcore/_gaze.py), where the flat material colour showed as a grey
@@ -749,29 +773,15 @@ inline constexpr int kEyeballRows = 3;
 // along a row. Reads the colours continue_eyeball captured, so the order does not matter.
 inline void continue_eyeball_sideways(const FaceInputs& in, const FaceOutputs& out, const PartPixels& px,
                                       const std::vector<std::uint8_t>& left) {
-    std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
     // the median beside row y in columns near, near + step, ...; false where one of the
     // first kEyeballRows of them does not show eyeball in row y
-    auto beside = [&](int y, int near, int step, float median[3]) {
+    auto beside = [&](int y, int near, int step, std::uint8_t median[3]) {
         for (int k = 0; k < kEyeballRows; ++k) {
             const int x = near + step * k;
             if (x < px.c0 || x > px.c1 || px.at(x, y) != 0) return false;
         }
-        int n = 0;
-        for (int k = 0; k < kEyeballRows; ++k) {
-            const int wx = near + step * k;
-            for (int wy = std::max(px.r0, y - kEyeballHalfWidth); wy <= std::min(px.r1, y + kEyeballHalfWidth); ++wy) {
-                if (px.at(wx, wy) != 0) continue;
-                const std::uint8_t* c = px.colour(wx, wy);
-                for (int ch = 0; ch < 3; ++ch) window[ch][n] = c[ch];
-                ++n;
-            }
-        }
-        for (int ch = 0; ch < 3; ++ch) {
-            std::nth_element(window[ch], window[ch] + n / 2, window[ch] + n);
-            median[ch] = static_cast<float>(window[ch][n / 2]);
-        }
-        return true;
+        return shown_median(px, near, near + step * (kEyeballRows - 1), y - kEyeballHalfWidth, y + kEyeballHalfWidth,
+                            median);
     };
     for (int y = px.r0; y <= px.r1; ++y) {
         for (int x = px.c0; x <= px.c1;) {
@@ -781,7 +791,7 @@ inline void continue_eyeball_sideways(const FaceInputs& in, const FaceOutputs& o
             }
             const int start = x;
             while (x <= px.c1 && left[px.index(x, y)]) ++x;
-            float a[3], b[3];
+            std::uint8_t a[3], b[3];
             const bool from_left = beside(y, start - 1, -1, a), from_right = beside(y, x, +1, b);
             if (!from_left && !from_right) continue;
             if (!from_left) std::copy(b, b + 3, a);
@@ -821,7 +831,6 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
     if (!px.hidden) return;
     capture_colours(px, in, out);
     const int margin = in.lid_margin;
-    std::uint8_t window[3][(2 * kEyeballHalfWidth + 1) * kEyeballRows];
     std::vector<std::uint8_t> left(px.state.size(), 0);  // runs no column continues
     bool any_left = false;
     // whether rows y, y + step, ... (step +1: down, -1: up) show eyeball for the margin and one row more
@@ -845,22 +854,10 @@ inline void continue_eyeball(const FaceInputs& in, const FaceOutputs& out) {
             any_left = true;
             return;
         }
-        int n = 0;
-        for (int k = 0; k < kEyeballRows; ++k) {
-            const int wy = near + step * (margin + k);
-            if (wy < px.r0 || wy > px.r1) break;
-            for (int wx = std::max(px.c0, x - kEyeballHalfWidth); wx <= std::min(px.c1, x + kEyeballHalfWidth); ++wx) {
-                if (px.at(wx, wy) != 0) continue;
-                const std::uint8_t* c = px.colour(wx, wy);
-                for (int ch = 0; ch < 3; ++ch) window[ch][n] = c[ch];
-                ++n;
-            }
-        }
+        // (enough_shown saw eyeball in row near + step * margin, so the window is not empty)
         std::uint8_t median[3];
-        for (int k = 0; k < 3; ++k) {
-            std::nth_element(window[k], window[k] + n / 2, window[k] + n);
-            median[k] = window[k][n / 2];
-        }
+        shown_median(px, x - kEyeballHalfWidth, x + kEyeballHalfWidth, near + step * margin,
+                     near + step * (margin + kEyeballRows - 1), median);
         // the margin moves by the run's length, to the run's far end; the rest of the run
         // and the margin's old place take the median
         const int shift = end - start;
