@@ -375,10 +375,13 @@ class ReferenceSynthesizer:
                     fill = (1 - take) * before[a:b, x] + take * before[r0, x]
                     rendered[a:b, x] = np.clip(fill + 0.5, 0, 255).astype(np.uint8)
 
-        # where a closing lid unfolds skin the photo hid, the lid's colour (affcore._eyelids)
+        # where a closing lid unfolds skin the photo hid, the lid's colour and the texture of the
+        # skin below the eye (affcore._eyelids)
         if lids is not None:
-            fill_lids(rendered, tid, r.barycentrics, tris, dataclasses.replace(lids, vertices=v[lids.vertices]),
-                      screen[:, :2] - offset[:2], len(screen), threads=self.threads)
+            carried = dataclasses.replace(lids, vertices=v[lids.vertices], margins=tuple(v[m] for m in lids.margins),
+                                          lowers=tuple(v[m] for m in lids.lowers))
+            fill_lids(rendered, tid, r.barycentrics, tris, carried, screen[:, :2] - offset[:2], len(screen),
+                      self._target_part == SKIN, self.fit.scale, threads=self.threads)
 
         # surroundings follow the face: warp the photo by the face's motion, extended smoothly
         box = self.image[y0:y1, x0:x1]

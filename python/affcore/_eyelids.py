@@ -21,7 +21,9 @@ were drawn out into streaks. There the lid's top moves with the skin above it, u
 and the stretch grows towards the lash line (a power of the height, see
 :func:`carry_upper_lids`), so the crease stays near its place; the skin the lid unfolds,
 drawn out more than ``_FILL_STRETCH`` times, takes the lid's own colour instead (the upper
-quartile of the photo's lid above that point, averaged along the lid; :func:`fill_lids`).
+quartile of the photo's lid above that point, averaged along the lid; :func:`fill_lids`),
+with the skin's texture of the lower lid below the eye, mirrored about the closed lids'
+line (``LID_TEXTURE``): a closed lid was a smooth patch of one colour.
 
 Everything here works on the vertices' screen positions, in pixels: per photo
 (:func:`upper_lid_layout`) and per target (:func:`carry_upper_lids`).
@@ -79,6 +81,16 @@ _COLOUR_SAMPLES = 9
 # the lashes' clumps and the crease's shadows above some points drew vertical bands across a
 # closed lid.
 _COLOUR_SIGMA = 0.3
+# The skin the lid unfolds has no texture in the photo, and its colour alone drew a smooth
+# patch, like a sticker over the eye. It takes the skin's texture of the photo below the
+# eye instead: the target's lower lid and the skin under it, mirrored about the lower lid's
+# margin (a point this far above the closed lid's margin takes the texture from as far
+# below the lower lid's margin), as its brightness over its own Gaussian blur of
+# LID_TEXTURE_SIGMA (cm), i.e. the detail finer than about a millimetre and a half:
+# pores, fine lines, the lower lashes. LID_TEXTURE scales that detail (1: as in the photo).
+# Where what lies there is not skin (the eyeball, under a lid that is half closed), none.
+LID_TEXTURE = 1.0
+LID_TEXTURE_SIGMA = 0.15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +100,7 @@ class UpperLidVertices:
     margin: np.ndarray      # the lid's margin, left to right on the neutral face
     skin: np.ndarray        # skin above the margin, out past the eye's corners
     fade: np.ndarray        # (len(skin),) float32 in [0, 1]: 1 between the corners, to 0 beyond
+    lower: np.ndarray       # the eye's corners and lower lid landmarks: the lower lid's margin
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +109,7 @@ class UpperLidLayout:
 
     margin: np.ndarray      # as UpperLidVertices.margin
     margin_x: np.ndarray    # their x on the neutral face (increasing)
+    lower: np.ndarray       # as UpperLidVertices.lower
     skin: np.ndarray        # the lid's skin within the reach
     skin_x: np.ndarray
     height: np.ndarray      # (len(skin),) px: its height above the margin in the photo
@@ -114,6 +128,8 @@ class CarriedLids:
     moves: np.ndarray       # (K, 2) px: by how much
     fill: np.ndarray        # (K,) float32 in [0, 1]: how far each takes the lid's colour instead
     colour: np.ndarray      # (K, 3) float32: that colour
+    margins: tuple = ()     # per lid carried: its UpperLidLayout.margin
+    lowers: tuple = ()      # ...and its UpperLidLayout.lower
 
 
 def screen_down(rotation: np.ndarray) -> np.ndarray:
@@ -141,7 +157,8 @@ def upper_lid_vertices(neutral: np.ndarray, skin_triangles: np.ndarray, eye_land
 
     ``neutral`` (N, 3): the neutral face (cm, y up); ``skin_triangles`` (T, 3) the skin's
     triangles; ``eye_landmarks``: for each eye, the vertices of its six iBUG points (outer
-    corner, the two upper lid points, inner corner, the two lower ones; either eye's order).
+    corner, the two upper lid points, inner corner, the two lower ones, as iBUG orders
+    them; either eye).
     The skin is open at each eye, its edge rolling in behind the lids; the margin is the
     ring of vertices around that opening that the upper lid's landmarks lie on, above the
     line between the corners.
@@ -177,7 +194,7 @@ def upper_lid_vertices(neutral: np.ndarray, skin_triangles: np.ndarray, eye_land
                     & (ring[used] < 0)]
         fade_width = _CORNER_FADE * width
         fade = np.clip(np.minimum(xy[skin, 0] - lo, hi - xy[skin, 0]) / fade_width + 1.0, 0.0, 1.0)
-        lids.append(UpperLidVertices(margin=margin, skin=skin, fade=fade.astype(np.float32)))
+        lids.append(UpperLidVertices(margin=margin, skin=skin, fade=fade.astype(np.float32), lower=eye[[0, 5, 4, 3]]))
     return lids
 
 
@@ -214,7 +231,7 @@ def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source
         quartile = np.percentile(samples.reshape(len(skin), len(heights), -1), 75, axis=1)
         along_lid = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, skin]) / _COLOUR_SIGMA) ** 2)
         colour = (along_lid @ quartile) / along_lid.sum(axis=1, keepdims=True)
-        out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, skin=skin, skin_x=neutral_x[skin],
+        out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, lower=lid.lower, skin=skin, skin_x=neutral_x[skin],
                                   height=height[within].astype(np.float32), fade=lid.fade[within],
                                   top=top, top_weights=weights.astype(np.float32),
                                   colour=colour.astype(np.float32), eye=eye))
@@ -232,7 +249,7 @@ def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[
     def moved(v):  # how far these vertices move down, px
         return (target_xy[v] - source_xy[v]) @ down
 
-    vertices, moves, fills, colours = [], [], [], []
+    vertices, moves, fills, colours, margins, lowers = [], [], [], [], [], []
     rigid, reach = UPPER_LID_RIGID * scale, UPPER_LID_REACH * scale
     for lid in layout:
         margin_moved = np.interp(lid.skin_x, lid.margin_x, moved(lid.margin))
@@ -267,19 +284,25 @@ def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[
         moves.append((weight * (lid.height - shown))[:, None] * down)
         fills.append(weight * np.clip((stretch - low) / (high - low), 0.0, 1.0))
         colours.append(lid.colour)
+        margins.append(lid.margin)
+        lowers.append(lid.lower)
     if not vertices:
         return None
     return CarriedLids(vertices=np.concatenate(vertices), moves=np.concatenate(moves),
-                      fill=np.concatenate(fills).astype(np.float32), colour=np.concatenate(colours))
+                      fill=np.concatenate(fills).astype(np.float32), colour=np.concatenate(colours),
+                      margins=tuple(margins), lowers=tuple(lowers))
 
 
 def fill_lids(composite: np.ndarray, triangle_id: np.ndarray, barycentrics: np.ndarray, triangles: np.ndarray,
-              lids: CarriedLids, box_xy: np.ndarray, num_vertices: int, threads: int = 0) -> None:
+              lids: CarriedLids, box_xy: np.ndarray, num_vertices: int, skin: np.ndarray, scale: float,
+              threads: int = 0) -> None:
     """In place: where :func:`carry_upper_lids` draws a lid out too far, the composite
     (H, W, 3) uint8 takes the lid's colour, in proportion to ``lids.fill`` (interpolated per
-    pixel over the target's raster ``triangle_id``, ``barycentrics`` of ``triangles``).
-    ``box_xy`` (N, 2): the vertices' positions in the composite's box (px); ``lids``'
-    vertices index them, and ``num_vertices`` = N."""
+    pixel over the target's raster ``triangle_id``, ``barycentrics`` of ``triangles``), with
+    the texture of the skin below the eye (``LID_TEXTURE``). ``box_xy`` (N, 2): the vertices'
+    positions in the composite's box (px); ``lids``' vertices index them, and
+    ``num_vertices`` = N. ``skin`` (T,) bool: which of ``triangles`` are skin; ``scale``:
+    pixels per cm."""
     from .render import interpolate
 
     filled = np.zeros(num_vertices, bool)
@@ -301,8 +324,60 @@ def fill_lids(composite: np.ndarray, triangle_id: np.ndarray, barycentrics: np.n
                         threads=threads)
     fill = pixel[..., 0]
     at_fill = (tid >= 0) & (fill > 0)
+    ys, xs = np.nonzero(at_fill)
+    texture = _lid_texture(composite, triangle_id, skin, lids, box_xy, ys + y0, xs + x0, scale)
     box = composite[y0:y1, x0:x1]
-    # (1 - f) photo + f colour; the attributes hold f colour, so interpolation weights the
-    # colour by the fill
-    mixed = (1.0 - fill[at_fill, None]) * box[at_fill] + pixel[at_fill, 1:]
+    # (1 - f) photo + f colour x texture; the attributes hold f colour, so interpolation
+    # weights the colour by the fill
+    mixed = (1.0 - fill[at_fill, None]) * box[at_fill] + pixel[at_fill, 1:] * texture[:, None]
     box[at_fill] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def _lid_texture(composite: np.ndarray, triangle_id: np.ndarray, skin: np.ndarray, lids: CarriedLids,
+                 box_xy: np.ndarray, ys: np.ndarray, xs: np.ndarray, scale: float) -> np.ndarray:
+    """The skin's texture for the filled lid pixels (``ys``, ``xs`` in the composite's box),
+    as a factor on their colour (1: none): the composite's brightness over its blur at the
+    mirrored point below the lower lid (see LID_TEXTURE), read between the two nearest rows.
+    Read before the lids are filled (the mirrored points lie below the eye, the filled
+    pixels above it)."""
+    import cv2
+
+    out = np.ones(len(ys), np.float32)
+    if LID_TEXTURE == 0 or len(ys) == 0 or not lids.margins:
+        return out
+    h, w = triangle_id.shape
+    # each pixel's lid: the one whose margin's middle lies nearest across
+    middles = np.array([box_xy[m, 0].mean() for m in lids.margins])
+    which = np.argmin(np.abs(xs[:, None] - middles[None, :]), axis=1)
+    source = np.full(len(ys), -1.0)
+    for k, (margin, lower) in enumerate(zip(lids.margins, lids.lowers)):
+        mine = which == k
+        m = box_xy[margin][np.argsort(box_xy[margin, 0])]
+        lo = box_xy[lower][np.argsort(box_xy[lower, 0])]
+        upper_y = np.interp(xs[mine], m[:, 0], m[:, 1])
+        lower_y = np.maximum(np.interp(xs[mine], lo[:, 0], lo[:, 1]), upper_y)
+        source[mine] = lower_y + np.maximum(upper_y - ys[mine], 0.0)
+    row0 = np.floor(source).astype(int)
+    inside = (row0 >= 0) & (row0 + 1 < h)
+    if not inside.any():
+        return out
+    # the composite's brightness and its blur over the rows and columns read
+    r0, r1 = int(row0[inside].min()), int(row0[inside].max()) + 2
+    sigma = max(LID_TEXTURE_SIGMA * scale, 0.5)
+    pad = int(np.ceil(3 * sigma))
+    c0, c1 = max(int(xs.min()) - pad, 0), min(int(xs.max()) + pad + 1, w)
+    b0, b1 = max(r0 - pad, 0), min(r1 + pad, h)
+    tid = triangle_id[b0:b1, c0:c1]
+    covered = (tid >= 0).astype(np.float32)
+    is_skin = (tid >= 0) & skin[np.maximum(tid, 0)]
+    # (the blur over covered pixels only: the composite is undefined off the face)
+    grey = cv2.cvtColor(np.ascontiguousarray(composite[b0:b1, c0:c1]), cv2.COLOR_RGB2GRAY).astype(np.float32) * covered
+    blur = cv2.GaussianBlur(grey, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(covered, (0, 0), sigma), 1e-3)
+    detail = grey / np.maximum(blur, 1.0)
+    i = np.flatnonzero(inside)
+    ya, xa = row0[i] - b0, xs[i] - c0
+    t = (source[i] - row0[i]).astype(np.float32)
+    ok = is_skin[ya, xa] & is_skin[ya + 1, xa]
+    value = (1.0 - t) * detail[ya, xa] + t * detail[ya + 1, xa]
+    out[i[ok]] = 1.0 + LID_TEXTURE * (value[ok] - 1.0)
+    return out

@@ -583,6 +583,7 @@ class Synthesizer:
         ns = len(mesh.skin_triangles)
         self._target_triangles = np.concatenate([skin, mesh.triangles[ns:]])
         self._target_part = np.concatenate([np.full(len(skin), SKIN, np.int8), mesh.part[ns:]])
+        self._target_skin = self._target_part == SKIN
         self._target_shaded = np.arange(len(skin), len(self._target_part), dtype=np.int32)
         self._target_tooth = np.concatenate([np.zeros(len(skin), np.int8), mesh.tooth[ns:]])
         # The skin left out is still rasterized, after the rest, and what it covers is left
@@ -791,9 +792,10 @@ class Synthesizer:
             cavity_light=None if cavity is None else cavity[0], cavity_origin=(0, 0) if cavity is None else cavity[1],
             light_up=KEY_LIGHT_UP, cavity_ambient=CAVITY_AMBIENT,
             tooth=self._target_tooth, papilla_width=int(round(PAPILLA_WIDTH * self.fit.scale)))
-        if lids is not None:  # where a closing lid unfolds skin the photo hid: the lid's colour
+        if lids is not None:  # where a closing lid unfolds skin the photo hid: the lid's colour and texture
             fill_lids(comp, r.triangle_id, r.barycentrics, self._target_triangles, lids,
-                      screen[:, :2] - np.array([x0, y0], np.float32), len(screen), threads=self.threads)
+                      screen[:, :2] - np.array([x0, y0], np.float32), len(screen), self._target_skin, self.fit.scale,
+                      threads=self.threads)
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small
