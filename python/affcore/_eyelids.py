@@ -83,14 +83,16 @@ _COLOUR_SAMPLES = 9
 _COLOUR_SIGMA = 0.3
 # The skin the lid unfolds has no texture in the photo, and its colour alone drew a smooth
 # patch, like a sticker over the eye. It takes the skin's texture of the photo below the
-# eye instead: the target's lower lid and the skin under it, mirrored about the lower lid's
-# margin (a point this far above the closed lid's margin takes the texture from as far
-# below the lower lid's margin), as its brightness over its own Gaussian blur of
-# LID_TEXTURE_SIGMA (cm), i.e. the detail finer than about a millimetre and a half:
-# pores, fine lines, the lower lashes. LID_TEXTURE scales that detail (1: as in the photo).
-# Where what lies there is not skin (the eyeball, under a lid that is half closed), none.
+# eye instead: the skin under the lower lid, mirrored about the lower lid's margin (a point
+# this far above the closed lid's margin takes the texture from as far below the lower
+# lid's margin, plus LID_TEXTURE_GAP cm: the lower lid's rim, whose light waterline drew a
+# light line above the closed lashes), as its brightness over its own Gaussian blur of
+# LID_TEXTURE_SIGMA (cm), i.e. the detail finer than about a millimetre and a half: pores,
+# fine lines. LID_TEXTURE scales that detail (1: as in the photo). Where what lies there
+# is not skin (the eyeball, under a lid that is half closed), none.
 LID_TEXTURE = 1.0
 LID_TEXTURE_SIGMA = 0.15
+LID_TEXTURE_GAP = 0.13
 
 
 @dataclasses.dataclass(frozen=True)
@@ -356,7 +358,7 @@ def _lid_texture(composite: np.ndarray, triangle_id: np.ndarray, skin: np.ndarra
         lo = box_xy[lower][np.argsort(box_xy[lower, 0])]
         upper_y = np.interp(xs[mine], m[:, 0], m[:, 1])
         lower_y = np.maximum(np.interp(xs[mine], lo[:, 0], lo[:, 1]), upper_y)
-        source[mine] = lower_y + np.maximum(upper_y - ys[mine], 0.0)
+        source[mine] = lower_y + LID_TEXTURE_GAP * scale + np.maximum(upper_y - ys[mine], 0.0)
     row0 = np.floor(source).astype(int)
     inside = (row0 >= 0) & (row0 + 1 < h)
     if not inside.any():
