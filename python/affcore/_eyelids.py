@@ -39,6 +39,15 @@ from .model import boundary_edges
 # The lash line, in cm above the margin: moved with the margin, unstretched. (LID_MARGIN's
 # thickness of the photo's lid margin, lashes and eyeliner.)
 UPPER_LID_RIGID = 0.13
+# ...or taller, up to UPPER_LID_RIGID_MAX, where the photo's lid stays dark above it: heavy
+# eyeliner and long or made-up lashes (jennifer_aniston, scarlett_johansson). Stretched with
+# the lid, they spread into a dark band under surprise, and on a closing lid they stayed
+# near the crease, a dark ring above the closed lid. The lash line reaches as high as the
+# lid's brightness (the median across the middle of the lid, in steps of _RIGID_STEP cm)
+# stays below LASH_DARK of the lid's skin (the upper quartile above the lash line).
+UPPER_LID_RIGID_MAX = 0.35
+LASH_DARK = 0.4
+_RIGID_STEP = 0.02
 # How far above the margin, in cm of the photo, the lid is laid out again: the lid and the
 # fold above it, below the brow (the London photos' brows begin 0.6-1.2 cm above the margin).
 UPPER_LID_REACH = 0.7
@@ -112,6 +121,7 @@ class UpperLidLayout:
     margin: np.ndarray      # as UpperLidVertices.margin
     margin_x: np.ndarray    # their x on the neutral face (increasing)
     lower: np.ndarray       # as UpperLidVertices.lower
+    rigid: float            # px: the lash line's height above the margin (_lash_line)
     skin: np.ndarray        # the lid's skin within the reach
     skin_x: np.ndarray
     height: np.ndarray      # (len(skin),) px: its height above the margin in the photo
@@ -209,8 +219,6 @@ def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source
     from .render import sample_bilinear
 
     along = source_xy @ down
-    # heights above the margin (px) at which the lid's colour is sampled
-    heights = np.linspace(UPPER_LID_RIGID, UPPER_LID_REACH, _COLOUR_SAMPLES) * scale
     out = []
     for eye, lid in enumerate(lids):
         margin_x = neutral_x[lid.margin]
@@ -228,16 +236,45 @@ def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source
         # eye's socket are dark; the median made the closed lids of light skin grey), then
         # averaged along the lid
         margin_xy = source_xy[skin] + height[within, None] * down
+        rigid = _lash_line(image, margin_xy[lid.fade[within] >= 1], down, scale)
+        # heights above the margin (px) at which the lid's colour is sampled
+        heights = np.linspace(rigid, UPPER_LID_REACH * scale, _COLOUR_SAMPLES)
         points = margin_xy[:, None, :] - heights[None, :, None] * down
         samples = sample_bilinear(image, np.ascontiguousarray(points, np.float32), threads=1)
         quartile = np.percentile(samples.reshape(len(skin), len(heights), -1), 75, axis=1)
         along_lid = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, skin]) / _COLOUR_SIGMA) ** 2)
         colour = (along_lid @ quartile) / along_lid.sum(axis=1, keepdims=True)
-        out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, lower=lid.lower, skin=skin, skin_x=neutral_x[skin],
+        out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, lower=lid.lower, rigid=rigid, skin=skin, skin_x=neutral_x[skin],
                                   height=height[within].astype(np.float32), fade=lid.fade[within],
                                   top=top, top_weights=weights.astype(np.float32),
                                   colour=colour.astype(np.float32), eye=eye))
     return out
+
+
+def _lash_line(image: np.ndarray, margin_xy: np.ndarray, down: np.ndarray, scale: float) -> float:
+    """The lash line's height above the margin, px (see UPPER_LID_RIGID_MAX): ``margin_xy``
+    (M, 2) points of the margin in the photo between the eye's corners."""
+    from .render import sample_bilinear
+
+    least = UPPER_LID_RIGID * scale
+    if len(margin_xy) < 3:
+        return least
+    # the middle of the lid: its corners are the lashes' and the fold's shadows
+    x = margin_xy @ np.array([-down[1], down[0]])
+    lo, hi = np.percentile(x, [20, 80])
+    middle = margin_xy[(x >= lo) & (x <= hi)]
+    heights = np.arange(UPPER_LID_RIGID, UPPER_LID_REACH + 1e-6, _RIGID_STEP) * scale
+    points = middle[:, None, :] - heights[None, :, None] * down
+    grey = sample_bilinear(image, np.ascontiguousarray(points, np.float32), threads=1).reshape(
+        len(middle), len(heights), -1).mean(axis=2)
+    profile = np.median(grey, axis=0)
+    skin = np.percentile(profile, 75)
+    dark = profile < LASH_DARK * skin
+    most = UPPER_LID_RIGID_MAX * scale
+    # the first height from the lash line up where the lid is no longer dark
+    light = np.flatnonzero(~dark)
+    top = heights[light[0]] if len(light) else heights[-1]
+    return float(min(max(top, least), most))
 
 
 def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[UpperLidLayout],
@@ -252,8 +289,9 @@ def carry_upper_lids(target_xy: np.ndarray, source_xy: np.ndarray, layout: list[
         return (target_xy[v] - source_xy[v]) @ down
 
     vertices, moves, fills, colours, margins, lowers = [], [], [], [], [], []
-    rigid, reach = UPPER_LID_RIGID * scale, UPPER_LID_REACH * scale
+    reach = UPPER_LID_REACH * scale
     for lid in layout:
+        rigid = lid.rigid
         margin_moved = np.interp(lid.skin_x, lid.margin_x, moved(lid.margin))
         lowered = np.maximum(margin_moved - lid.top_weights @ moved(lid.top), 0.0)
         weight = np.clip(lowered / (_ONSET * scale), 0.0, 1.0) * lid.fade
