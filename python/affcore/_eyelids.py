@@ -260,13 +260,12 @@ def _lash_line(image: np.ndarray, margin_xy: np.ndarray, down: np.ndarray, scale
     if len(margin_xy) < 3:
         return least
     # the middle of the lid: its corners are the lashes' and the fold's shadows
-    x = margin_xy @ np.array([-down[1], down[0]])
-    lo, hi = np.percentile(x, [20, 80])
-    middle = margin_xy[(x >= lo) & (x <= hi)]
+    order = np.argsort(margin_xy @ np.array([-down[1], down[0]]))
+    middle = margin_xy[order[len(order) // 5:len(order) - len(order) // 5]]
     heights = np.arange(UPPER_LID_RIGID, UPPER_LID_REACH + 1e-6, _RIGID_STEP) * scale
     points = middle[:, None, :] - heights[None, :, None] * down
-    grey = sample_bilinear(image, np.ascontiguousarray(points, np.float32), threads=1).reshape(
-        len(middle), len(heights), -1).mean(axis=2)
+    samples = sample_bilinear(image, np.ascontiguousarray(points, np.float32), threads=1)
+    grey = samples.reshape(len(middle), len(heights), -1).sum(axis=2)  # (x channels: only ratios matter)
     profile = np.median(grey, axis=0)
     skin = np.percentile(profile, 75)
     dark = profile < LASH_DARK * skin
