@@ -151,6 +151,21 @@ def test_sequence_refuses_a_bad_output_before_fitting(data, tmp_path, out, fps, 
     assert not list(tmp_path.iterdir())
 
 
+def test_a_sequence_with_blinks(data, tmp_path):
+    """``--blinks 60`` blinks about once a second: in 30 frames of a still VA point some
+    frames differ from the first (the eyes close), and the rate is checked before the fit."""
+    r = run("sequence", data / "faces" / "london" / "005_neutral.jpg", "--path", "0.2,0.2;0.2,0.2", "--frames", "30",
+            "--blinks", "60", "--seed", "3", "--out", tmp_path / "frames", "-q")
+    assert r.returncode == 0, r.stderr
+    frames = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "frames").glob("frame_*.png"))]
+    assert len(frames) == 30
+    differ = [int((f != frames[0]).any(axis=-1).sum()) for f in frames]
+    assert max(differ) > 500 and min(differ[1:]) == 0, differ
+    r = run("sequence", tmp_path / "missing.jpg", "--path", "0,0;0.5,0.5", "--frames", "3", "--blinks", "100",
+            "--out", tmp_path / "bad")
+    assert_one_line_error(r, "per_minute")
+
+
 @pytest.mark.parametrize("out", ["frames", "seq.mp4"])
 def test_a_terminated_sequence_keeps_whole_frames_and_no_temporary_file(data, tmp_path, out):
     """``kill`` (SIGTERM) ends a command as Ctrl-C does: frames already written stay, each

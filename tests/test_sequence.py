@@ -4,11 +4,13 @@ import weakref
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from affcore import _jobs, affect
 from affcore.images import read_image
 from affcore.landmarks import detect_landmarks, inter_ocular_distance
-from affcore.sequence import face_crop_box, iter_va, path_plot, render_va, va_grid, va_plane_picture, write_sequence
+from affcore.sequence import (blink_weights, face_crop_box, iter_va, path_plot, render_va, va_grid, va_plane_picture,
+                              write_sequence)
 from affcore.synthesis import Synthesizer
 from steady import steady_landmarks
 
@@ -235,3 +237,66 @@ def test_va_plane_picture_places_each_face_in_its_cell(synth):
     happy = cv2.resize(synth.render(va=(1.0, 0.0))[y0:y1, x0:x1], (tile, tile), interpolation=cv2.INTER_AREA)
     assert np.median(np.abs(cell(1, 1) - own)) == 0
     assert np.median(np.abs(cell(1, 2) - happy)) == 0 and np.abs(cell(1, 2) - own).mean() > 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.5, 60.0), st.sampled_from([24.0, 25.0, 30.0, 60.0]), st.integers(0, 2**31 - 1))
+def test_blinks_come_at_the_rate_asked_each_closing_the_eyes_briefly(per_minute, fps, seed):
+    """Over 20 minutes, blink_weights blinks ``per_minute`` times a minute (within the
+    Poisson spread), blinks start at least BLINK_LEAST_GAP apart, each closes the eyes fully
+    and lasts the blink's phases; the same seed gives the same blinks."""
+    from affcore import sequence
+
+    n = int(20 * 60 * fps)
+    w = blink_weights(n, fps, per_minute, seed=seed)
+    assert w.shape == (n,) and w.min() >= 0.0 and w.max() <= 1.0
+    np.testing.assert_array_equal(w, blink_weights(n, fps, per_minute, seed=seed))
+    starts = np.flatnonzero((w[1:] > 0) & (w[:-1] == 0)) + 1
+    expected = 20 * per_minute
+    assert abs(len(starts) - expected) <= 4 * np.sqrt(expected) + 2, (len(starts), expected)
+    if len(starts) > 1:
+        assert np.diff(starts).min() / fps >= sequence.BLINK_LEAST_GAP - 1.5 / fps
+    # each blink: nonzero for the blink's duration (to a frame), closed (>= 0.95) at its peak
+    ends = np.flatnonzero((w[:-1] > 0) & (w[1:] == 0)) + 1
+    for a, b in zip(starts, ends[ends > starts[0]]):
+        assert abs((b - a) / fps - sum(sequence.BLINK_PHASES)) <= 2.0 / fps, (a, b)
+        assert w[a:b].max() >= 0.95 or fps < 30
+
+
+def test_no_blinks_when_the_rate_is_zero_and_bad_arguments_are_refused():
+    assert not blink_weights(300, 30.0, 0.0).any()
+    assert blink_weights(0, 30.0, 17.0).shape == (0,)
+    for kwargs in ({"frames": -1}, {"frames": 2.5}, {"fps": 0.0}, {"fps": float("nan")}, {"per_minute": -1.0},
+                   {"per_minute": 61.0}):
+        args = {"frames": 10, "fps": 30.0, "per_minute": 17.0, **kwargs}
+        with pytest.raises(ValueError):
+            blink_weights(**args)
+
+
+def test_a_blink_closes_the_eyes_of_the_sequence(synth):
+    """``blinks`` closes the eyes on top of the VA target: each frame renders the larger of
+    the target's and the blink's (AU45's) weight of each blendshape, and with no blink (0)
+    the frame is the VA target's, byte for byte. On this photo the dark pixels inside the
+    open eyes' outlines (iris, pupil, the lashes' line) fall from 32 % to 13 % at a blink's
+    peak (dlib's landmarks do not find closed eyes closed: they place them half open)."""
+    import cv2
+
+    points = np.tile([0.3, 0.2], (3, 1))
+    plain = render_va(synth, points)
+    blinking = render_va(synth, points, blinks=[0.0, 0.5, 1.0])
+    assert np.array_equal(plain[0], blinking[0])
+    for frame, b in zip(blinking[1:], (0.5, 1.0)):
+        weights = np.maximum(synth.blendshapes(va=(0.3, 0.2)),
+                             affect.aus_to_blendshapes({"AU45": b}, synth.model.expression_names))
+        assert np.array_equal(frame, synth.render(blendshapes=weights))
+    inside = np.zeros(synth.image.shape[:2], np.uint8)
+    for a in (36, 42):
+        cv2.fillPoly(inside, [np.rint(synth.fit.landmarks[a:a + 6]).astype(np.int32)], 1)
+    dark = [float(np.mean(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[inside > 0] < 80)) for f in (plain[0], *blinking[1:])]
+    assert dark[2] < 0.5 * dark[0] and dark[2] < dark[1] < dark[0], dark
+
+
+@pytest.mark.parametrize("blinks", [[0.0, 0.5], [0.0, 0.5, 1.5], [0.0, float("nan"), 1.0], [[0.0, 0.5, 1.0]]])
+def test_blinks_of_the_wrong_shape_or_range_are_refused(synth, blinks):
+    with pytest.raises(ValueError, match="blinks"):
+        iter_va(synth, np.zeros((3, 2)), blinks=blinks)

@@ -176,14 +176,15 @@ def _cmd_shading_build(args) -> int:
 def _cmd_sequence(args) -> int:
     from . import affect
     from .images import write_image
-    from .sequence import check_sequence_output, iter_va, path_plot, write_sequence
+    from .sequence import blink_weights, check_sequence_output, iter_va, path_plot, write_sequence
 
     corners = affect.parse_va_path(args.path)
     points = affect.va_path(corners, args.frames)
     check_sequence_output(args.out, args.fps)  # before the fit and the frames, not after
+    blinks = blink_weights(len(points), args.fps, args.blinks, seed=args.seed) if args.blinks else None
     synth = _photo_synthesizer(args)
     # frames go to the writer as they are rendered: a long path never holds them all in memory
-    out = write_sequence(iter_va(synth, points, progress=not args.quiet), args.out, args.fps)
+    out = write_sequence(iter_va(synth, points, progress=not args.quiet, blinks=blinks), args.out, args.fps)
     plot = (out.with_name(out.stem + "_path.png") if out.suffix else out / "path.png")
     write_image(plot, path_plot(corners, points))
     if not args.quiet:
@@ -270,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--frames", type=int, default=90, help="number of frames, at constant speed along the path")
     q.add_argument("--fps", type=float, default=30.0, help="frame rate of the video (default 30)")
     q.add_argument("--out", required=True, help="OUT.mp4 for a video, or a folder for PNG frames")
+    q.add_argument("--blinks", type=float, default=0.0, metavar="PER_MIN",
+                   help="blink at random intervals, this many times a minute on average (e.g. 17; "
+                        "default 0: no blinks)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the blinks' random intervals (default 0)")
     q.set_defaults(func=_cmd_sequence)
 
     v = sub.add_parser("vaplane", help="draw the valence-arousal plane filled with a photo's faces")

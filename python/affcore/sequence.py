@@ -18,7 +18,7 @@ from .images import as_rgb8, write_image
 from .synthesis import Synthesizer
 
 
-def iter_va(synth: Synthesizer, points, progress: bool = False):
+def iter_va(synth: Synthesizer, points, progress: bool = False, blinks=None):
     """Render a list of (valence, arousal) points one at a time, reusing the synthesizer's
     fit: an iterator of (H, W, 3) uint8 images, each rendered when it is asked for, so that
     a long sequence can go to :func:`write_sequence` without all its frames in memory.
@@ -29,10 +29,85 @@ def iter_va(synth: Synthesizer, points, progress: bool = False):
     points : (N, 2) valence-arousal pairs in [-1, 1] (outside the unit disc: clamped with
         one warning for the whole list, see :func:`affcore.affect.va_weights`).
     progress : show a progress bar.
+    blinks : optional (N,) blink (AU45) intensity of each frame, in [0, 1], e.g. from
+        :func:`blink_weights`; it closes the eyes on top of the VA target (the larger of the
+        two weights of each blendshape it moves). Default: no blinks.
 
-    The points are checked (shape, finite values) when this is called, not at the first frame.
+    The points (and blinks) are checked (shape, finite values, range) when this is called,
+    not at the first frame.
     """
-    return _frames(synth, _checked_points(points), progress)
+    pts = _checked_points(points)
+    return _frames(synth, pts, progress, None if blinks is None else _checked_blinks(blinks, len(pts)))
+
+
+def _checked_blinks(blinks, n: int) -> np.ndarray:
+    b = np.asarray(blinks, dtype=np.float64)
+    if b.shape != (n,):
+        raise ValueError(f"blinks: expected shape ({n},), one per point, got {b.shape}")
+    if not np.isfinite(b).all() or b.min(initial=0.0) < 0.0 or b.max(initial=0.0) > 1.0:
+        raise ValueError("blinks: intensities must be finite and in [0, 1]")
+    return b
+
+
+# A spontaneous blink: the lid takes about 100 ms to close (Stern, Walrath & Goldstein 1984,
+# "The endogenous eyeblink", Psychophysiology 21(1)) and reopens more slowly, an early and a
+# late opening phase (Kwon et al. 2013, "High-speed camera characterization of voluntary eye
+# blinking kinematics", J. R. Soc. Interface 10(85)): seconds to close, to stay closed, to
+# reopen.
+BLINK_PHASES = (0.10, 0.03, 0.17)
+# Spontaneous blink rates in silent primary gaze lie between 8 and 21 a minute in normal
+# adults, and between 10.5 and 32.5 in conversation (Doughty 2001, "Consideration of three
+# types of spontaneous eyeblink activity in normal humans", Optom. Vis. Sci. 78(10)); the
+# intervals are irregular: here a Poisson process, but blinks at least this many seconds
+# apart.
+BLINK_LEAST_GAP = 1.0
+
+
+def blink_weights(frames: int, fps: float = 30.0, per_minute: float = 17.0, seed: int = 0) -> np.ndarray:
+    """Blink (AU45) intensities for a sequence of frames, for :func:`iter_va`'s ``blinks``.
+
+    Blinks start at random times (a Poisson process of ``per_minute`` blinks a minute, but
+    at least :data:`BLINK_LEAST_GAP` seconds apart, the first after half a second); each
+    closes the eyes over :data:`BLINK_PHASES` (close, stay closed, reopen: 0.3 s in all),
+    smoothly (a smoothstep in each phase). The same ``seed`` gives the same blinks.
+
+    Parameters
+    ----------
+    frames : number of frames, >= 0.
+    fps : frames per second, finite and > 0.
+    per_minute : mean blink rate, in [0, 60] a minute; 0: none.
+    seed : seed of the random intervals.
+
+    Returns
+    -------
+    (frames,) float64 in [0, 1].
+    """
+    if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool) or frames < 0:
+        raise ValueError(f"frames: expected an integer >= 0, got {frames!r}")
+    if not (isinstance(fps, (int, float, np.integer, np.floating)) and np.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    if not (isinstance(per_minute, (int, float, np.integer, np.floating)) and 0.0 <= per_minute <= 60.0):
+        raise ValueError(f"per_minute must be in [0, 60], got {per_minute!r}")
+    t = np.arange(frames) / float(fps)
+    out = np.zeros(frames, dtype=np.float64)
+    if per_minute == 0 or frames == 0:
+        return out
+    rng = np.random.default_rng(seed)
+    close, hold, reopen = BLINK_PHASES
+    mean_gap = 60.0 / per_minute
+
+    def smooth(x):
+        x = np.clip(x, 0.0, 1.0)
+        return x * x * (3.0 - 2.0 * x)
+
+    start = 0.5 + rng.exponential(max(mean_gap - BLINK_LEAST_GAP, 1e-3))
+    while start < t[-1]:
+        u = t - start
+        shape = np.where(u < close, smooth(u / close),
+                         np.where(u < close + hold, 1.0, 1.0 - smooth((u - close - hold) / reopen)))
+        out = np.maximum(out, np.where(u >= 0, shape, 0.0))
+        start += BLINK_LEAST_GAP + rng.exponential(max(mean_gap - BLINK_LEAST_GAP, 1e-3))
+    return out
 
 
 def _checked_points(points) -> np.ndarray:
@@ -54,20 +129,26 @@ def _checked_points(points) -> np.ndarray:
     return pts
 
 
-def _frames(synth: Synthesizer, pts: np.ndarray, progress: bool):
+def _frames(synth: Synthesizer, pts: np.ndarray, progress: bool, blinks: np.ndarray | None = None):
     from tqdm import tqdm
 
-    for v, a in tqdm(pts, unit="frame", disable=not progress):
+    for k, (v, a) in enumerate(tqdm(pts, unit="frame", disable=not progress)):
         with warnings.catch_warnings():  # _checked_points warned once for the whole list
             warnings.filterwarnings("ignore", message=r"\(valence, arousal\) = .* lies outside the unit disc")
-            frame = synth.render(va=(v, a))
+            if blinks is None or blinks[k] == 0.0:
+                frame = synth.render(va=(v, a))
+            else:
+                weights = synth.blendshapes(va=(v, a))
+                blink = affect.aus_to_blendshapes({"AU45": float(blinks[k])}, synth.model.expression_names)
+                frame = synth.render(blendshapes=np.maximum(weights, blink))
         yield frame
 
 
-def render_va(synth: Synthesizer, points, progress: bool = False) -> list[np.ndarray]:
+def render_va(synth: Synthesizer, points, progress: bool = False, blinks=None) -> list[np.ndarray]:
     """Render a list of (valence, arousal) points, reusing the synthesizer's fit: a list of
     N (H, W, 3) uint8 images. Parameters as :func:`iter_va`, which renders them one at a time."""
-    return list(_frames(synth, _checked_points(points), progress))
+    pts = _checked_points(points)
+    return list(_frames(synth, pts, progress, None if blinks is None else _checked_blinks(blinks, len(pts))))
 
 
 def va_grid(n: int) -> np.ndarray:
