@@ -1382,7 +1382,8 @@ def _closed_lid_detail(s, target, least_fill=0.95):
     # are no detail of the lid)
     sigma = 1.0
     grey = cv2.cvtColor(comp, cv2.COLOR_RGB2GRAY).astype(np.float32) * filled
-    blur = cv2.GaussianBlur(grey, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(filled.astype(np.float32), (0, 0), sigma), 1e-3)
+    weight = cv2.GaussianBlur(filled.astype(np.float32), (0, 0), sigma)
+    blur = cv2.GaussianBlur(grey, (0, 0), sigma) / np.maximum(weight, 1e-3)
     detail = grey / np.maximum(blur, 1.0) - 1.0
     photo_grey = cv2.cvtColor(s.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     photo_detail = photo_grey / np.maximum(

@@ -244,7 +244,8 @@ def upper_lid_layout(lids: list[UpperLidVertices], neutral_x: np.ndarray, source
         quartile = np.percentile(samples.reshape(len(skin), len(heights), -1), 75, axis=1)
         along_lid = np.exp(-0.5 * ((neutral_x[skin, None] - neutral_x[None, skin]) / _COLOUR_SIGMA) ** 2)
         colour = (along_lid @ quartile) / along_lid.sum(axis=1, keepdims=True)
-        out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, lower=lid.lower, rigid=rigid, skin=skin, skin_x=neutral_x[skin],
+        out.append(UpperLidLayout(margin=lid.margin, margin_x=margin_x, lower=lid.lower, rigid=rigid,
+                                  skin=skin, skin_x=neutral_x[skin],
                                   height=height[within].astype(np.float32), fade=lid.fade[within],
                                   top=top, top_weights=weights.astype(np.float32),
                                   colour=colour.astype(np.float32), eye=eye))
@@ -410,7 +411,8 @@ def _lid_texture(composite: np.ndarray, triangle_id: np.ndarray, skin: np.ndarra
     covered = (tid >= 0).astype(np.float32)
     is_skin = (tid >= 0) & skin[np.maximum(tid, 0)]
     # (the blur over covered pixels only: the composite is undefined off the face)
-    grey = cv2.cvtColor(np.ascontiguousarray(composite[b0:b1, c0:c1]), cv2.COLOR_RGB2GRAY).astype(np.float32) * covered
+    grey = cv2.cvtColor(np.ascontiguousarray(composite[b0:b1, c0:c1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey *= covered
     blur = cv2.GaussianBlur(grey, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(covered, (0, 0), sigma), 1e-3)
     detail = grey / np.maximum(blur, 1.0)
     i = np.flatnonzero(inside)

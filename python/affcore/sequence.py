@@ -88,25 +88,26 @@ def blink_weights(frames: int, fps: float = 30.0, per_minute: float = 17.0, seed
         raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
     if not (isinstance(per_minute, (int, float, np.integer, np.floating)) and 0.0 <= per_minute <= 60.0):
         raise ValueError(f"per_minute must be in [0, 60], got {per_minute!r}")
-    t = np.arange(frames) / float(fps)
     out = np.zeros(frames, dtype=np.float64)
     if per_minute == 0 or frames == 0:
         return out
     rng = np.random.default_rng(seed)
     close, hold, reopen = BLINK_PHASES
-    mean_gap = 60.0 / per_minute
+    random_gap = max(60.0 / per_minute - BLINK_LEAST_GAP, 1e-3)  # the mean interval is 60 / per_minute
 
     def smooth(x):
         x = np.clip(x, 0.0, 1.0)
         return x * x * (3.0 - 2.0 * x)
 
-    start = 0.5 + rng.exponential(max(mean_gap - BLINK_LEAST_GAP, 1e-3))
-    while start < t[-1]:
-        u = t - start
+    start = 0.5 + rng.exponential(random_gap)
+    while start * fps < frames - 1:
+        # the frames of this blink
+        k = np.arange(max(int(np.ceil(start * fps)), 0), min(int((start + close + hold + reopen) * fps) + 1, frames))
+        u = k / float(fps) - start
         shape = np.where(u < close, smooth(u / close),
                          np.where(u < close + hold, 1.0, 1.0 - smooth((u - close - hold) / reopen)))
-        out = np.maximum(out, np.where(u >= 0, shape, 0.0))
-        start += BLINK_LEAST_GAP + rng.exponential(max(mean_gap - BLINK_LEAST_GAP, 1e-3))
+        out[k] = np.maximum(out[k], shape)
+        start += BLINK_LEAST_GAP + rng.exponential(random_gap)
     return out
 
 
