@@ -1240,6 +1240,18 @@ def test_the_fit_puts_the_models_lip_on_a_smiles_lower_lip(model, data, landmark
         assert model_lip_y["dlib"] - model_lip_y["refined"] >= 0.5 * (lm[66, 1] - refined[66, 1]), name
 
 
+def _lid_fill(s, r, lids):
+    """Per pixel of a target's raster ``r``: how far a closing lid takes the lid's colour
+    instead of the photo (affcore._eyelids' fill, interpolated over the triangles; 0 where
+    ``lids`` is None)."""
+    from affcore.render import interpolate
+
+    fill = np.zeros((len(s._source_screen), 1), np.float32)
+    if lids is not None:
+        fill[lids.vertices, 0] = lids.fill
+    return interpolate(fill, s._target_triangles, r.triangle_id, r.barycentrics)[..., 0]
+
+
 def _drawn_out(s, target):
     """The skin of a target's upper lids and the skin above them (each eye's landmark box,
     raised by 0.7 of the eye's width), and for each of those pixels: the vertical stretch of
@@ -1252,10 +1264,7 @@ def _drawn_out(s, target):
     (x0, y0, _, _), r, _, _ = s._face(bs)
     source, lids = s._target_sources(s._screen(bs), bs)
     src = interpolate(np.ascontiguousarray(source[:, :2]), s._target_triangles, r.triangle_id, r.barycentrics)
-    fill = np.zeros((len(source), 1), np.float32)
-    if lids is not None:
-        fill[lids.vertices, 0] = lids.fill
-    photo_share = 1.0 - interpolate(fill, s._target_triangles, r.triangle_id, r.barycentrics)[..., 0]
+    photo_share = 1.0 - _lid_fill(s, r, lids)
     rows_per_row = src[1:, :, 1] - src[:-1, :, 1]
     part = np.where(r.triangle_id >= 0, s._target_part[np.maximum(r.triangle_id, 0)], -1)
     skin = (part[1:] == synthesis.SKIN) & (part[:-1] == synthesis.SKIN)
@@ -1341,8 +1350,6 @@ def test_closed_lids_take_a_colour_without_bands(model, london_pairs, landmark_c
     the crease's shadows above some points drew light and dark vertical bands across the
     closed lid (`008`). Averaged over 3 mm, the colour changes across the lid more gently.
     (The colour alone: the skin's texture laid over it, next test, is held off.)"""
-    from affcore.render import interpolate
-
     monkeypatch.setattr(_eyelids, "LID_TEXTURE", 0.0)
     steps = []
     for k in range(8):
@@ -1351,10 +1358,7 @@ def test_closed_lids_take_a_colour_without_bands(model, london_pairs, landmark_c
         bs = s.blendshapes(aus={"AU43": 1.0})
         _, r, comp, _ = s._face(bs)
         _, lids = s._target_sources(s._screen(bs), bs)
-        fill = np.zeros((len(s._source_screen), 1), np.float32)
-        fill[lids.vertices, 0] = lids.fill
-        filled = (interpolate(fill, s._target_triangles, r.triangle_id, r.barycentrics)[..., 0] > 0.95) & (
-            r.triangle_id >= 0)
+        filled = (_lid_fill(s, r, lids) > 0.95) & (r.triangle_id >= 0)
         grey = cv2.cvtColor(comp, cv2.COLOR_RGB2GRAY).astype(float)
         steps.append(np.abs(np.diff(grey, axis=1))[filled[:, 1:] & filled[:, :-1]].mean())
     # (grey levels per pixel between neighbouring columns, at 640 x 640: a mean of 2.20 over
@@ -1369,15 +1373,10 @@ def _closed_lid_detail(s, target, least_fill=0.95):
     with the lid's colour (fill > ``least_fill``), and at the photo's skin below the eyes (a
     band from LID_TEXTURE_GAP under each eye's lower landmarks, as tall as the eye is wide
     over 3)."""
-    from affcore.render import interpolate
-
     bs = s.blendshapes(aus=target)
-    (x0, y0, _, _), r, comp, _ = s._face(bs)
+    _, r, comp, _ = s._face(bs)
     _, lids = s._target_sources(s._screen(bs), bs)
-    fill = np.zeros((len(s._source_screen), 1), np.float32)
-    fill[lids.vertices, 0] = lids.fill
-    filled = (interpolate(fill, s._target_triangles, r.triangle_id, r.barycentrics)[..., 0] > least_fill) & (
-        r.triangle_id >= 0)
+    filled = (_lid_fill(s, r, lids) > least_fill) & (r.triangle_id >= 0)
     # (the lid's blur over the filled pixels alone: the lashes and the margin beside them
     # are no detail of the lid)
     sigma = 1.0

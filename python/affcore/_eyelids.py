@@ -22,8 +22,8 @@ and the stretch grows towards the lash line (a power of the height, see
 :func:`carry_upper_lids`), so the crease stays near its place; the skin the lid unfolds,
 drawn out more than ``_FILL_STRETCH`` times, takes the lid's own colour instead (the upper
 quartile of the photo's lid above that point, averaged along the lid; :func:`fill_lids`),
-with the skin's texture of the lower lid below the eye, mirrored about the closed lids'
-line (``LID_TEXTURE``): a closed lid was a smooth patch of one colour.
+with the texture of the skin below the eye, mirrored about the lower lid's margin
+(``LID_TEXTURE``): a closed lid was a smooth patch of one colour.
 
 Everything here works on the vertices' screen positions, in pixels: per photo
 (:func:`upper_lid_layout`) and per target (:func:`carry_upper_lids`).

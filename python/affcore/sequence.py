@@ -84,8 +84,7 @@ def blink_weights(frames: int, fps: float = 30.0, per_minute: float = 17.0, seed
     """
     if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool) or frames < 0:
         raise ValueError(f"frames: expected an integer >= 0, got {frames!r}")
-    if not (isinstance(fps, (int, float, np.integer, np.floating)) and np.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    _check_fps(fps)
     if not (isinstance(per_minute, (int, float, np.integer, np.floating)) and 0.0 <= per_minute <= 60.0):
         raise ValueError(f"per_minute must be in [0, 60], got {per_minute!r}")
     out = np.zeros(frames, dtype=np.float64)
@@ -253,9 +252,13 @@ def check_sequence_output(out: str | os.PathLike, fps: float = 30.0) -> Path:
     out = Path(out)
     if out.suffix and out.suffix.lower() != ".mp4":
         raise ValueError(f"{out}: expected a folder or a .mp4 file")
+    _check_fps(fps)
+    return out
+
+
+def _check_fps(fps) -> None:
     if not (isinstance(fps, (int, float, np.integer, np.floating)) and np.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a finite number > 0, got {fps}")
-    return out
 
 
 def _same_size_rgb8(frames):
