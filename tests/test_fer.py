@@ -7,6 +7,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from affcore.fer import CLASSES, FROM_AFFCORE, TO_AFFCORE, class_index
 from affcore.fer.metrics import (accuracy, confusion_matrix, mean_class_accuracy, per_class_recall,
@@ -219,6 +221,56 @@ def test_training_for_a_step_count_stops_mid_epoch(data, tmp_path):
     assert convs and all(torch.equal(start[k], after[k]) for k in convs)
     with pytest.raises(ValueError, match="arch 'resnet_s'"):
         train(dataclasses.replace(tuned, arch="resnet_s"), tmp_path / "bad", progress=False, log=lambda *a: None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_real=st.integers(1, 300), n_extra=st.integers(1, 300), batch_size=st.integers(2, 64),
+       share=st.floats(0.01, 0.99), seed=st.integers(0, 2**31 - 1))
+def test_shared_batches_hold_the_share_and_see_images_evenly(n_real, n_extra, batch_size, share, seed):
+    torch = pytest.importorskip("torch")
+    from affcore.fer.train import TrainConfig, _extra_per_batch, shared_batches
+
+    cfg = TrainConfig(batch_size=batch_size, extra_share=share)
+    try:
+        k = _extra_per_batch(cfg, n_real, n_extra)
+    except ValueError as e:  # a batch with no real or no extra place, or too few real images
+        assert round(share * batch_size) in (0, batch_size) or n_real < batch_size - round(share * batch_size), e
+        return
+    assert k == round(share * batch_size)
+    steps = n_real // (batch_size - k)
+    order = shared_batches(n_real, n_extra, batch_size, k, steps, torch.Generator().manual_seed(seed))
+    batches = order.view(steps, batch_size)
+    is_extra = batches >= n_real
+    assert (is_extra.sum(1) == k).all()
+    real = batches[~is_extra]
+    assert len(real.unique()) == len(real) == steps * (batch_size - k)  # each real image at most once
+    counts = torch.bincount(batches[is_extra] - n_real, minlength=n_extra)
+    assert counts.max() - counts.min() <= 1  # the extra images are used evenly
+    again = shared_batches(n_real, n_extra, batch_size, k, steps, torch.Generator().manual_seed(seed))
+    assert torch.equal(order, again)
+
+
+def test_training_with_an_extra_share(data, tmp_path):
+    """With ``extra_share`` an epoch is one pass over the real images, each batch a fixed share extra."""
+    pytest.importorskip("torch")
+    import json
+
+    from affcore.fer.train import TrainConfig, train
+
+    if not (data / "fer2013.npz").is_file():
+        pytest.skip("fer2013.npz not in the data folder")
+    rng = np.random.default_rng(0)
+    extra = (rng.integers(0, 256, (40, 48, 48), dtype=np.uint8), rng.integers(0, 7, 40))
+    logs = []
+    cfg = TrainConfig(arch="mini_xception", epochs=1, batch_size=64, limit=128, data=str(data), bf16=False,
+                      threads=2, extra_share=0.25)  # 48 real + 16 extra a batch: 128 // 48 = 2 steps
+    train(cfg, tmp_path, extra_train=extra, progress=False, log=logs.append)
+    assert [h["steps"] for h in json.loads((tmp_path / "history.json").read_text())] == [2]
+    assert any("+extra 40, 16 of each batch of 64" in m for m in logs)
+    for share, msg in ((1.0, "must lie in"), (0.001, "no extra image"), (0.25, "needs extra training data")):
+        with pytest.raises(ValueError, match=msg):
+            train(dataclasses.replace(cfg, extra_share=share), tmp_path / "x",
+                  extra_train=None if msg.startswith("needs") else extra, progress=False, log=lambda *a: None)
 
 
 # ---------------------------------------------------------------- the shipped model

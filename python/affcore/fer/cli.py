@@ -17,7 +17,8 @@ def _cmd_train(a) -> int:
 
     cfg = TrainConfig(arch=a.arch, epochs=a.epochs, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                       patience=a.patience, budget_minutes=a.budget_minutes, threads=a.threads,
-                      bf16=not a.no_bf16, limit=a.limit, data=a.data, extra=a.extra, init=a.init,
+                      bf16=not a.no_bf16, limit=a.limit, data=a.data, extra=a.extra, extra_share=a.extra_share,
+                      init=a.init,
                       weight_decay=a.weight_decay, label_smoothing=a.label_smoothing)
     summary = train(cfg, a.out, resume=a.resume, progress=not a.no_progress, log=lambda m: print(m, flush=True))
     print(json.dumps(summary, indent=1))
@@ -118,6 +119,10 @@ def add_fer_commands(subparsers) -> None:
     t.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     t.add_argument("--limit", type=int, default=None, help="first N training images only (smoke test)")
     t.add_argument("--extra", default=None, help=".npz of extra training images (N,48,48) uint8 + labels")
+    t.add_argument("--extra-share", type=float, default=None, metavar="F",
+                   help="draw this fraction (0 < F < 1) of each batch from --extra, the rest from the real "
+                        "images; an epoch is then one pass over the real images (default: one pool, "
+                        "batches mix real and extra images by their numbers)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train)
 

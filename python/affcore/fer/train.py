@@ -44,6 +44,9 @@ class TrainConfig:
     limit: int | None = None       # use only the first N training images (smoke tests)
     data: str | None = None        # fer2013.npz path or folder; None: AFFCORE_DATA_DIR
     extra: str | None = None       # .npz with extra (images, labels) appended to train
+    extra_share: float | None = None  # fraction of each batch drawn from the extra data, in (0, 1); None:
+                                   # the extra data join the real ones and batches mix them by their
+                                   # numbers. An epoch is then one pass over the real images.
     init: str | None = None        # start from this checkpoint's weights (fine-tuning; fresh optimizer
                                    # and schedule); ignored when resuming
 
@@ -82,6 +85,41 @@ def _save(obj, path: Path):
         torch.save(obj, f)
 
 
+def _extra_per_batch(cfg: TrainConfig, n_real: int, n_extra: int) -> int | None:
+    """How many images of each batch come from the extra data (None: batches mix real and extra
+    images by their numbers)."""
+    if cfg.extra_share is None:
+        return None
+    if not 0.0 < cfg.extra_share < 1.0:
+        raise ValueError(f"extra_share must lie in (0, 1), got {cfg.extra_share}")
+    if n_extra == 0:
+        raise ValueError("extra_share needs extra training data (extra= or extra_train=)")
+    k = round(cfg.extra_share * cfg.batch_size)
+    if not 1 <= k <= cfg.batch_size - 1:
+        raise ValueError(f"extra_share {cfg.extra_share} of a batch of {cfg.batch_size} leaves no "
+                         f"{'extra' if k < 1 else 'real'} image in it; use a larger batch")
+    if n_real < cfg.batch_size - k:
+        raise ValueError(f"{n_real} real training images do not fill the {cfg.batch_size - k} real "
+                         f"places of one batch")
+    return k
+
+
+def shared_batches(n_real: int, n_extra: int, batch_size: int, batch_extra: int, steps: int, generator):
+    """Index order for one epoch whose batches of ``batch_size`` each hold ``batch_extra`` extra
+    images: consecutive slices of ``batch_size`` of the returned 1-D tensor index the
+    concatenation (real images first, then extra ones). The real images are a permutation
+    (each seen at most once); the extra ones run through permutations of their own, one after
+    another, so that each is seen as evenly as the steps allow."""
+    import torch
+
+    n_batch_real = batch_size - batch_extra
+    real = torch.randperm(n_real, generator=generator)[:steps * n_batch_real]
+    need = steps * batch_extra
+    extra = torch.cat([torch.randperm(n_extra, generator=generator) for _ in range(-(-need // n_extra))])[:need]
+    batches = torch.cat([real.view(steps, n_batch_real), (n_real + extra).view(steps, batch_extra)], dim=1)
+    return batches.reshape(-1)
+
+
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_train=None,
           progress: bool = True, log=print) -> dict:
     """Train ``cfg.arch`` on FER2013 train (+ ``extra_train`` = (images, labels) and/or
@@ -109,8 +147,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
         extras.append(load_extra(cfg.extra))
     if extra_train is not None:
         extras.append(check_pairs(*extra_train))
+    n_real = len(xtr)
     for xe, ye in extras:
         xtr, ytr = np.concatenate([xtr, xe]), np.concatenate([ytr, ye])
+    batch_extra = _extra_per_batch(cfg, n_real, len(xtr) - n_real)
     xva, yva = load_fer2013(cfg.data, "public_test")
     if cfg.limit:
         step = max(1, len(xva) // max(256, cfg.limit // 4))
@@ -125,7 +165,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     # drop the incomplete last batch (it also crashed oneDNN once with channels-last depthwise convs)
-    steps_per_epoch = max(1, len(xtr) // cfg.batch_size)
+    steps_per_epoch = max(1, (len(xtr) if batch_extra is None else n_real) // (cfg.batch_size - (batch_extra or 0)))
     total_steps = cfg.steps if cfg.steps else steps_per_epoch * cfg.epochs
     max_epochs = math.ceil(total_steps / steps_per_epoch)
     state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_acc": -1.0, "best_epoch": 0, "history": [],
@@ -147,7 +187,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
             raise ValueError(f"--init: {cfg.init} is not an affcore.fer checkpoint of arch {cfg.arch!r}")
         model.load_state_dict(ck["model"])
         log(f"initialised from {cfg.init}")
-    log(f"{cfg.arch}: {count_params(model):,} parameters; train {len(xtr)} (+extra {sum(len(e[0]) for e in extras)}), "
+    share = "" if batch_extra is None else f", {batch_extra} of each batch of {cfg.batch_size}"
+    log(f"{cfg.arch}: {count_params(model):,} parameters; train {n_real} (+extra {len(xtr) - n_real}{share}), "
         f"val {len(xva)}; device {device}, threads {torch.get_num_threads()}, bf16 {cfg.bf16}")
     budget = cfg.budget_minutes * 60 if cfg.budget_minutes else None
 
@@ -161,7 +202,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, extra_
         epoch = state["epoch"] + 1
         g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
         torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout
-        perm = torch.randperm(len(xtr), generator=g)
+        perm = (torch.randperm(len(xtr), generator=g) if batch_extra is None else
+                shared_batches(n_real, len(xtr) - n_real, cfg.batch_size, batch_extra, steps_per_epoch, g))
         model.train()
         t0 = time.perf_counter()
         el0 = state["elapsed"]
