@@ -185,6 +185,9 @@ def evaluate_run(run: Path) -> dict:
     return {"run": run.name, "cell": run.parent.name, "data": data, "arm": arm,
             "seed": cfg["seed"], "arch": cfg["arch"], "steps": cfg.get("steps"), "n_test": len(y),
             "acc": float((pred == y).mean()), "mca": float(mean_class_accuracy(y, pred, len(CLASSES))),
+            "recall": [float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(len(CLASSES))],
+            "predicted": [float((pred == c).mean()) for c in range(len(CLASSES))],
+            "true": [float((y == c).mean()) for c in range(len(CLASSES))],
             "best_epoch": ck["state"]["best_epoch"]}
 
 
@@ -203,6 +206,18 @@ def table(runs: Path, out: Path | None) -> None:
         per = ", ".join(f"{a:.1f}/{m:.1f}" for a, m in zip(acc, mca))
         lines.append(f"| {cell} | {rs[0]['data']} private_test (n={rs[0]['n_test']}) | {arm} | {rs[0]['steps']} "
                      f"| {len(rs)} | {acc.mean():.1f} ± {sd(acc):.1f} | {mca.mean():.1f} ± {sd(mca):.1f} | {per} |")
+    # per class, mean over seeds: what the extra data cost or gained, and where the answers went
+    from affcore.fer import CLASSES
+
+    lines += ["", "| cell | training data | " + " | ".join(f"{c}: recall / predicted" for c in CLASSES) + " |",
+              "|---|---|" + "---|" * len(CLASSES)]
+    for (cell, _, arm), rs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "real only")):
+        rec = np.mean([r["recall"] for r in rs], axis=0) * 100
+        share = np.mean([r["predicted"] for r in rs], axis=0) * 100
+        lines.append(f"| {cell} | {arm} | " + " | ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(rec, share)) + " |")
+    for data in sorted({r["data"] for r in results}):
+        true = next(r["true"] for r in results if r["data"] == data)
+        lines.append(f"| {data} private_test | (its true shares) | " + " | ".join(f"{t * 100:.1f}" for t in true) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     print(json.dumps(results, indent=1))
