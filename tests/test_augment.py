@@ -332,6 +332,24 @@ def test_manifest_input_with_landmarks(bad_folder, model, landmark_cache, tmp_pa
     assert "no 'path'" in rows[1]["error"]
 
 
+def test_smiling_inputs_are_counted_not_warned_per_input(data, model, landmark_cache, tmp_path, recwarn):
+    """A smiling source (sundar_pichai's teeth smile) is counted in the summary, and the
+    manifest's fitted_smile says which; no warning per input floods a batch job."""
+    from affcore import augment
+    from affcore.errors import NonNeutralPhotoWarning
+    from affcore.fitting import SMILING_PHOTO
+
+    wild = data / "faces" / "wild"
+    items = [{"path": str(wild / n), "landmarks": landmark_cache(wild / n).tolist()}
+             for n in ("sundar_pichai.jpg", "barack_obama.jpg")]
+    (tmp_path / "list.json").write_text(json.dumps(items))
+    m = augment(tmp_path / "list.json", "sadness", tmp_path / "out", workers=0, progress=False, model=model.path)
+    smile = {Path(r["source"]).name: r["fitted_smile"] for r in m}
+    assert smile["sundar_pichai.jpg"] > SMILING_PHOTO > smile["barack_obama.jpg"] >= 0
+    assert m.counts["inputs_smiling"] == 1
+    assert not [w for w in recwarn if issubclass(w.category, NonNeutralPhotoWarning)]
+
+
 def test_ray_engine(reference, fer_npz, model, tmp_path):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'affcore[ray]')")
     from affcore import augment

@@ -298,6 +298,27 @@ def test_bad_targets_are_refused(london_synth, kwargs, message):
         london_synth.render(**kwargs)
 
 
+def test_a_smiling_photo_is_warned_of(data, model, london_pairs, landmark_cache):
+    """affcore's targets start from a neutral face: a photo that smiles (sundar_pichai's teeth
+    smile) warns that its targets keep the smile; none of the 30 London neutral photos does."""
+    import warnings
+
+    from affcore.fitting import SMILING_PHOTO, fitted_smile
+
+    path = data / "faces" / "wild" / "sundar_pichai.jpg"
+    with pytest.warns(affcore.NonNeutralPhotoWarning, match=r"the photo smiles \(fitted .* = 1\.\d\d;") as caught:
+        smiling = Synthesizer(read_image(path), landmarks=landmark_cache(path), model=model)
+    assert "every target keeps at least that smile" in str(caught[0].message)
+    assert fitted_smile(smiling.fit) > SMILING_PHOTO
+    with pytest.warns(affcore.NonNeutralPhotoWarning, match="targets replace the smile"):
+        Synthesizer(read_image(path), landmarks=landmark_cache(path), model=model, keep_resting_face=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", affcore.NonNeutralPhotoWarning)
+        smiles = [fitted_smile(Synthesizer(read_image(p), landmarks=landmark_cache(p), model=model).fit)
+                  for _, p, _ in london_pairs]
+    assert max(smiles) < SMILING_PHOTO / 2  # neutral photos stay far below (0.22 on 2026-12-07)
+
+
 def test_no_face_is_refused(model):
     with pytest.raises(affcore.NoFaceError):
         Synthesizer(np.full((200, 200, 3), 90, np.uint8), model=model)

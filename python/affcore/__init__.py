@@ -5,7 +5,8 @@ pixels (x right, y down).
 """
 from ._core import build_info
 from .augment import augment
-from .errors import AffcoreError, ImageError, LandmarkError, ModelNotFoundError, NoFaceError, SeveralFacesError
+from .errors import (AffcoreError, ImageError, LandmarkError, ModelNotFoundError, NoFaceError, NonNeutralPhotoWarning,
+                     SeveralFacesError)
 from .fitting import FitResult, fit, fit_landmarks, fit_landmarks_batch
 from .images import read_image, write_image
 from .landmarks import detect_faces, detect_landmarks, load_landmarks, read_pts
@@ -14,7 +15,7 @@ from .synthesis import Synthesizer, synthesize
 
 __all__ = [
     "augment", "build_info", "AffcoreError", "ImageError", "LandmarkError", "ModelNotFoundError", "NoFaceError",
-    "SeveralFacesError", "FitResult", "fit", "fit_landmarks", "fit_landmarks_batch", "read_image", "write_image",
+    "SeveralFacesError", "NonNeutralPhotoWarning", "FitResult", "fit", "fit_landmarks", "fit_landmarks_batch", "read_image", "write_image",
     "detect_faces", "detect_landmarks", "load_landmarks", "read_pts", "FaceModel", "find_model",
     "import_obj_folder", "load_model", "Synthesizer", "synthesize",
 ]

@@ -31,6 +31,7 @@ import math
 import os
 import sys
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -38,6 +39,8 @@ from typing import Iterator
 import numpy as np
 
 from . import _jobs, affect
+from .errors import NonNeutralPhotoWarning
+from .fitting import SMILING_PHOTO, fitted_smile
 
 # ------------------------------------------------------------------------------------------
 # Target SPEC
@@ -594,10 +597,12 @@ def _process_item(item: Item) -> dict:
             else:
                 lm, face = landmarks_in_box(image, single_face_box(boxes)), "detected"
         rec["face"] = face
-        synth = Synthesizer(image, landmarks=lm, model=_W["model"], threads=1, shading=_W.get("shading"))
+        with warnings.catch_warnings():  # a smiling source is counted in the summary, not warned of per input
+            warnings.simplefilter("ignore", NonNeutralPhotoWarning)
+            synth = Synthesizer(image, landmarks=lm, model=_W["model"], threads=1, shading=_W.get("shading"))
         f = synth.fit
         rec["fit"] = {"rms_px": f.rms_px, "rms_iod": f.rms_iod, "iod_px": f.iod_px, "yaw": f.yaw, "pitch": f.pitch,
-                      "roll": f.roll}
+                      "roll": f.roll, "fitted_smile": fitted_smile(f)}
         max_error = cfg.get("max_fit_error")
         if max_error is not None and f.rms_iod > max_error:
             raise ValueError(f"the fit misses the landmarks by {f.rms_iod:.4f} inter-ocular distances (RMS), more "
@@ -650,9 +655,9 @@ def _crash_record(item: Item, targets, error: Exception) -> dict:
 
 MANIFEST_COLUMNS = ("seq", "input_id", "source", "source_index", "split", "label", "target", "target_kind",
                     "expression", "intensity", "valence", "arousal", "aus", "output", "crop", "status", "error",
-                    "face", "rms_px", "rms_iod", "iod_px", "yaw", "pitch", "roll", "identity_distance")
+                    "face", "rms_px", "rms_iod", "iod_px", "yaw", "pitch", "roll", "fitted_smile", "identity_distance")
 _FLOAT_COLUMNS = {"intensity", "valence", "arousal", "rms_px", "rms_iod", "iod_px", "yaw", "pitch", "roll",
-                  "identity_distance"}
+                  "fitted_smile", "identity_distance"}
 _INT_COLUMNS = {"seq", "source_index"}
 
 
@@ -668,7 +673,7 @@ def _rows_of(rec: dict, targets: dict) -> Iterator[dict]:
             "intensity": _fmt(t["intensity"]), "valence": _fmt(t["valence"]), "arousal": _fmt(t["arousal"]),
             "aus": t["aus"], "output": r["output"], "crop": r["crop"], "status": r["status"], "error": r["error"],
             "face": rec.get("face", ""), **{k: _fmt(fit.get(k)) for k in ("rms_px", "rms_iod", "iod_px", "yaw",
-                                                                         "pitch", "roll")},
+                                                                         "pitch", "roll", "fitted_smile")},
             "identity_distance": _fmt(r.get("identity_distance")),
         }
 
@@ -723,13 +728,15 @@ def _ordered_records(journal_path: Path, offsets: array.array) -> Iterator[dict]
 def _write_outputs(out: Path, journal_path: Path, offsets: array.array, targets: list[Target], parquet: bool,
                    npz_info: dict | None, fsync: bool) -> Manifest:
     tmap = {t.name: t for t in targets}
-    counts = {"inputs": len(offsets), "inputs_ok": 0, "inputs_failed": 0, "rows": 0, "faces_ok": 0, "faces_failed": 0}
+    counts = {"inputs": len(offsets), "inputs_ok": 0, "inputs_failed": 0, "rows": 0, "faces_ok": 0, "faces_failed": 0,
+              "inputs_smiling": 0}
     npz_rows = []  # (crop path, target name, source_index, split) of ok rows: small
     with _jobs.atomic_file(out / "manifest.csv", "w", fsync=fsync, newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
         w.writeheader()
         for rec in _ordered_records(journal_path, offsets):
             counts["inputs_ok" if rec["status"] == "ok" else "inputs_failed"] += 1
+            counts["inputs_smiling"] += (rec.get("fit") or {}).get("fitted_smile", 0.0) > SMILING_PHOTO
             for row in _rows_of(rec, tmap):
                 w.writerow(row)
                 counts["rows"] += 1
@@ -1023,6 +1030,9 @@ def _cmd_augment(args) -> int:
               f"written, {c['faces_failed']} failed; {c['processed']} inputs processed now, {c['skipped']} were done "
               f"already; {c['seconds']:.1f} s ({rate:.1f} faces/s). Manifest: {m.path}"
               + (f"; crops: {m.npz}" if m.npz else ""))
+        if c["inputs_smiling"]:
+            print(f"affcore augment: warning: {c['inputs_smiling']} of the inputs smile (the manifest's fitted_smile "
+                  f"above {SMILING_PHOTO:g}; neutral photos stay below): their targets keep the smile", file=sys.stderr)
     return 1 if args.strict and c["inputs_failed"] else 0
 
 

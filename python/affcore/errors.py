@@ -24,3 +24,8 @@ class SeveralFacesError(AffcoreError, ValueError):
 
 class LandmarkError(AffcoreError, ValueError):
     """Landmarks of the wrong shape, dtype or with non-finite values."""
+
+
+class NonNeutralPhotoWarning(UserWarning):
+    """The photo's face does not look neutral (it smiles: :func:`affcore.fitting.fitted_smile`),
+    and every target is rendered on top of what it shows."""

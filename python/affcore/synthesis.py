@@ -16,6 +16,7 @@ Finally the composite is blended into the photo in the gradient domain.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Mapping
 
 import cv2
@@ -26,7 +27,8 @@ from ._gaze import gaze_rotations, has_gaze, on_globe, sphere_centre
 from ._eyelids import carry_upper_lids, fill_lids, screen_down, upper_lid_layout, upper_lid_vertices
 from ._device import resolve_device
 from .blend import poisson_blend
-from .fitting import FitResult, fit
+from .errors import NonNeutralPhotoWarning
+from .fitting import SMILING_PHOTO, FitResult, fit, fitted_smile
 from .images import as_rgb8
 from .landmarks import (_FACING_INNER_LIPS, _shows_teeth, detect_landmarks, inter_ocular_distance, mouth_pixels,
                         refine_lower_inner_lip)
@@ -476,6 +478,14 @@ def _mesh(model: FaceModel) -> _Mesh:
 _NO_CAMERA = (np.diag([1.0, -1.0, -1.0]), 1.0, np.zeros(2))
 
 
+def _smiling_photo_message(smile: float, keep_resting_face: bool) -> str:
+    then = ("every target keeps at least that smile (keep_resting_face=True)" if keep_resting_face else
+            "targets replace the smile but keep the photo's texture (its teeth, its cheeks)")
+    return (f"the photo smiles (fitted mouthSmile_L + mouthSmile_R = {smile:.2f}; neutral photos stay below "
+            f"{SMILING_PHOTO:g}): {then}. affcore's targets start from a neutral face: give a neutral photo of "
+            f"the person")
+
+
 class Synthesizer:
     """Fit a face once, then render it with any number of target expressions.
 
@@ -525,6 +535,9 @@ class Synthesizer:
         if self.threads < 0:
             raise ValueError(f"threads: must be >= 0, got {threads}")
         self.keep_resting_face = bool(keep_resting_face)
+        smile = fitted_smile(self.fit)
+        if smile > SMILING_PHOTO:
+            warnings.warn(_smiling_photo_message(smile, self.keep_resting_face), NonNeutralPhotoWarning, stacklevel=2)
         mesh = self._mesh = _mesh(self.model)
         if shading is not None:
             from .shading import ExpressionShading, ShadingWeights
