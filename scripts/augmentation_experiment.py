@@ -6,7 +6,7 @@ The exact commands of every cell are in docs/augmentation.md; in short:
     AFFCORE_DATA_DIR=../shared/data python scripts/augmentation_experiment.py fer2013-data runs/aug
     python scripts/augmentation_experiment.py subset runs/aug/fer2013_synth.npz --intensity 1 --out ...
     python scripts/augmentation_experiment.py join A.npz B.npz --out AB.npz
-    python scripts/augmentation_experiment.py filter runs/aug/fer2013_synth.npz --min-prob 0.25 --out ...
+    affcore fer select runs/aug/fer2013_synth.npz --min-prob 0.25 --out ...
     python -m affcore.fer fer train --data runs/aug/tcce.npz [--extra runs/aug/tcce_synth.npz] ... --out RUN
     python scripts/augmentation_experiment.py table runs/aug/runs
 
@@ -19,8 +19,8 @@ and aligned the same way. ``fer2013-data`` runs ``affcore augment`` on FER2013's
 training crops (upscaled for fitting; the whole crop is the face box when dlib finds
 nothing) and keeps its ``augmented.npz`` as ``fer2013_synth.npz``. ``subset`` keeps one
 intensity. ``join`` concatenates synthesized sets (e.g. the six expressions and the neutral
-renders). ``filter`` keeps the faces a teacher recogniser (by default the shipped one, trained
-on FER2013 train only) gives at least ``--min-prob`` for their label. ``table`` evaluates every run's ``best.pt`` (chosen on public_test) on its data
+renders); ``affcore fer select`` keeps the faces a recogniser (by default the shipped one,
+trained on FER2013 train only) reads as their label. ``table`` evaluates every run's ``best.pt`` (chosen on public_test) on its data
 set's private_test split, with the mirrored-face averaging the exported ONNX models use,
 one row per cell (folder, data set, training data).
 """
@@ -150,18 +150,6 @@ def join(sources: list[Path], out: Path) -> None:
     print(f"wrote {out}: {sum(len(z['labels']) for z in zs)} faces; labels {np.bincount(np.concatenate([z['labels'] for z in zs]))}")
 
 
-def filter_by_teacher(src: Path, min_prob: float, out: Path, model: Path | None) -> None:
-    """The synthesized faces that a recogniser trained on real faces reads as their label with
-    probability at least ``min_prob``."""
-    from affcore.fer.infer import Recognizer
-
-    with np.load(src, allow_pickle=False) as z:
-        probs = Recognizer(model).predict_crops(z["images"])
-        keep = probs[np.arange(len(probs)), z["labels"]] >= min_prob
-        np.savez_compressed(out, **{k: z[k][keep] for k in z.files})
-        print(f"wrote {out}: {int(keep.sum())} of {len(keep)} faces; labels {np.bincount(z['labels'][keep], minlength=7)}")
-
-
 def evaluate_run(run: Path) -> dict:
     import torch
 
@@ -242,11 +230,6 @@ def main() -> None:
     j = sub.add_parser("join", help="concatenate synthesized sets")
     j.add_argument("sources", type=Path, nargs="+")
     j.add_argument("--out", type=Path, required=True)
-    r = sub.add_parser("filter", help="keep the synthesized faces a teacher recogniser reads as their label")
-    r.add_argument("src", type=Path)
-    r.add_argument("--min-prob", type=float, required=True)
-    r.add_argument("--model", type=Path, default=None, help="ONNX recogniser (default: the shipped one)")
-    r.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("table", help="evaluate every run under RUNS on its private_test split")
     s.add_argument("runs", type=Path)
     s.add_argument("--out", type=Path)
@@ -259,8 +242,6 @@ def main() -> None:
         subset(a.src, a.intensity, a.out)
     elif a.cmd == "join":
         join(a.sources, a.out)
-    elif a.cmd == "filter":
-        filter_by_teacher(a.src, a.min_prob, a.out, a.model)
     else:
         table(a.runs, a.out)
 

@@ -311,6 +311,33 @@ def _london_predictions(rec, pairs, landmark_cache, which):
     return out
 
 
+def test_select_keeps_the_faces_read_as_their_label(default_recognizer, data, tmp_path):
+    """``affcore fer select`` keeps the faces whose label the recogniser gives at least
+    --min-prob, with every per-face array; the kept faces are the ones it reads right."""
+    from affcore.cli import main
+    from affcore.fer.data import load_fer2013
+    from affcore.fer.infer import label_probability
+
+    x, y = load_fer2013(str(data), "public_test")
+    x, y = x[::10], y[::10]  # 359 crops of every class (the split is sorted by label)
+    src = tmp_path / "faces.npz"
+    np.savez(src, images=x, labels=y, source_index=np.arange(len(y)), note=np.array("kept whole"))
+    out = tmp_path / "kept.npz"
+    assert main(["fer", "select", str(src), "--min-prob", "0.4", "--out", str(out)]) == 0
+    p = label_probability(x, y, default_recognizer)
+    with np.load(out) as z:
+        kept = z["source_index"]
+        assert list(kept) == list(np.flatnonzero(p >= 0.4)) and 0 < len(kept) < len(y)
+        assert np.array_equal(z["images"], x[kept]) and np.array_equal(z["labels"], y[kept])
+        assert str(z["note"]) == "kept whole"
+    read_right = default_recognizer.predict_crops(x).argmax(1) == y
+    dropped = np.setdiff1d(np.arange(len(y)), kept)
+    assert read_right[kept].mean() > 0.85 and read_right[dropped].mean() < 0.3
+    with pytest.raises(ValueError, match="labels must lie in 0..6"):
+        label_probability(x[:2], np.array([0, 7]), default_recognizer)
+    assert main(["fer", "select", str(src), "--min-prob", "1.5", "--out", str(out)]) == 2
+
+
 def test_london_smiles_are_happy(default_recognizer, london_pairs, landmark_cache):
     labels = _london_predictions(default_recognizer, london_pairs, landmark_cache, "smiling")
     assert sum(lab == "happy" for lab in labels) >= 6, labels  # most of 10

@@ -60,6 +60,32 @@ def _cmd_evaluate(a) -> int:
     return 0
 
 
+def _cmd_select(a) -> int:
+    import numpy as np
+
+    from . import CLASSES
+    from .._jobs import atomic_file
+    from .infer import Recognizer, label_probability
+
+    if not 0.0 <= a.min_prob <= 1.0:
+        raise ValueError(f"--min-prob must lie in [0, 1], got {a.min_prob}")
+    with np.load(a.input, allow_pickle=False) as z:
+        if "images" not in z or "labels" not in z:
+            raise ValueError(f"{a.input}: expected arrays 'images' and 'labels', found {sorted(z.files)}")
+        arrays = {k: z[k] for k in z.files}
+    n = len(arrays["labels"])
+    p = label_probability(arrays["images"], arrays["labels"], Recognizer(a.model, threads=a.threads))
+    keep = p >= a.min_prob
+    # every per-face array goes along (source index, target, intensity ...); others stay whole
+    out = {k: (v[keep] if v.ndim and len(v) == n else v) for k, v in arrays.items()}
+    with atomic_file(a.out, "wb", fsync=False) as f:
+        np.savez_compressed(f, **out)
+    counts = np.bincount(arrays["labels"], minlength=len(CLASSES)), np.bincount(out["labels"], minlength=len(CLASSES))
+    print(f"kept {int(keep.sum())} of {n} faces (probability of their label >= {a.min_prob:g}): "
+          + ", ".join(f"{c} {k}/{t}" for c, t, k in zip(CLASSES, *counts)) + f"; wrote {a.out}")
+    return 0
+
+
 def _cmd_recognize(a) -> int:
     from ..images import read_image
     from .infer import Recognizer
@@ -141,6 +167,16 @@ def add_fer_commands(subparsers) -> None:
     v.add_argument("--threads", type=int, default=None)
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=_cmd_evaluate)
+
+    c = fsub.add_parser("select", help="keep the faces of an .npz that a recogniser reads as their label "
+                                       "(synthesized faces worth training on)")
+    c.add_argument("input", help=".npz with images (N,48,48) uint8 and labels (N,) in FER2013 order")
+    c.add_argument("--min-prob", type=float, default=0.25,
+                   help="keep a face when the recogniser gives its label at least this probability (default 0.25)")
+    c.add_argument("--model", default=None, help="ONNX model (default: the shipped FER2013 model)")
+    c.add_argument("--threads", type=int, default=None)
+    c.add_argument("--out", required=True, help="the kept faces, with every per-face array of INPUT")
+    c.set_defaults(func=_cmd_select)
 
     r = subparsers.add_parser("recognize", help="detect faces in photos and classify their expressions")
     r.add_argument("photos", nargs="+")

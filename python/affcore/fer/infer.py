@@ -230,3 +230,25 @@ class Recognizer:
         probs = self.predict_crops(crops)
         return [self._prediction(p, None if b is None else tuple(float(v) for v in b), np.asarray(lm))
                 for p, b, lm in zip(probs, boxes, lms)]
+
+
+def label_probability(images, labels, recognizer: Recognizer | None = None) -> np.ndarray:
+    """The probability (N,) that a recogniser gives each crop's label.
+
+    For choosing which synthesized faces to train on: faces that a recogniser trained on
+    real faces reads as their label carry that label's look; the rest teach a net that
+    faces which look neutral can carry any label (docs/augmentation.md).
+
+    Parameters
+    ----------
+    images : (N, 48, 48) uint8 crops framed like FER2013's.
+    labels : (N,) integers in 0..6, FER2013 order (:data:`affcore.fer.CLASSES`).
+    recognizer : default the shipped FER2013 model.
+    """
+    from .data import check_pairs
+
+    images, labels = check_pairs(images, labels, "label_probability")
+    recognizer = recognizer if recognizer is not None else Recognizer()
+    if len(images) == 0:
+        return np.zeros(0)
+    return recognizer.predict_crops(images)[np.arange(len(labels)), labels]
