@@ -175,16 +175,28 @@ def test_alignment_puts_eyes_on_the_template():
 
 
 # ---------------------------------------------------------------- training
-def test_training_runs_resumes_and_takes_extra_data(data, tmp_path):
+def _tiny_training(data, **overrides):
+    """A config that trains mini-Xception on 128 FER2013 images in batches of 64 (skips without
+    torch or FER2013)."""
     pytest.importorskip("torch")
-    from affcore.fer.train import TrainConfig, load_checkpoint, train
+    from affcore.fer.train import TrainConfig
 
     if not (data / "fer2013.npz").is_file():
         pytest.skip("fer2013.npz not in the data folder")
-    rng = np.random.default_rng(0)
-    extra = (rng.integers(0, 256, (16, 48, 48), dtype=np.uint8), rng.integers(0, 7, 16))
-    cfg = TrainConfig(arch="mini_xception", epochs=1, batch_size=64, limit=128, data=str(data), bf16=False,
-                      threads=2)
+    return TrainConfig(arch="mini_xception", epochs=1, batch_size=64, limit=128, data=str(data), bf16=False,
+                       threads=2, **overrides)
+
+
+def _random_pairs(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), rng.integers(0, 7, n)
+
+
+def test_training_runs_resumes_and_takes_extra_data(data, tmp_path):
+    cfg = _tiny_training(data)
+    from affcore.fer.train import load_checkpoint, train
+
+    extra = _random_pairs(16)
     s1 = train(cfg, tmp_path, extra_train=extra, progress=False, log=lambda *a: None)
     assert s1["epochs_run"] == 1 and (tmp_path / "last.pt").is_file() and (tmp_path / "best.pt").is_file()
     cfg.epochs = 2
@@ -197,15 +209,11 @@ def test_training_runs_resumes_and_takes_extra_data(data, tmp_path):
 
 def test_training_for_a_step_count_stops_mid_epoch(data, tmp_path):
     """``steps`` (equal-compute comparisons) overrides the epochs and may end inside an epoch."""
-    pytest.importorskip("torch")
+    cfg = _tiny_training(data, steps=3)  # 2 steps per epoch: 3 steps end inside epoch 2
     import json
 
-    from affcore.fer.train import TrainConfig, train
+    from affcore.fer.train import train
 
-    if not (data / "fer2013.npz").is_file():
-        pytest.skip("fer2013.npz not in the data folder")
-    cfg = TrainConfig(arch="mini_xception", epochs=1, steps=3, batch_size=64, limit=128, data=str(data),
-                      bf16=False, threads=2)  # 2 steps per epoch: 3 steps end inside epoch 2
     s = train(cfg, tmp_path, progress=False, log=lambda *a: None)
     history = json.loads((tmp_path / "history.json").read_text())
     assert s["epochs_run"] == 2 and [h["steps"] for h in history] == [2, 3]
@@ -252,18 +260,13 @@ def test_shared_batches_hold_the_share_and_see_images_evenly(n_real, n_extra, ba
 
 def test_training_with_an_extra_share(data, tmp_path):
     """With ``extra_share`` an epoch is one pass over the real images, each batch a fixed share extra."""
-    pytest.importorskip("torch")
+    cfg = _tiny_training(data, extra_share=0.25)  # 48 real + 16 extra a batch: 128 // 48 = 2 steps
     import json
 
-    from affcore.fer.train import TrainConfig, train
+    from affcore.fer.train import train
 
-    if not (data / "fer2013.npz").is_file():
-        pytest.skip("fer2013.npz not in the data folder")
-    rng = np.random.default_rng(0)
-    extra = (rng.integers(0, 256, (40, 48, 48), dtype=np.uint8), rng.integers(0, 7, 40))
+    extra = _random_pairs(40)
     logs = []
-    cfg = TrainConfig(arch="mini_xception", epochs=1, batch_size=64, limit=128, data=str(data), bf16=False,
-                      threads=2, extra_share=0.25)  # 48 real + 16 extra a batch: 128 // 48 = 2 steps
     train(cfg, tmp_path, extra_train=extra, progress=False, log=logs.append)
     assert [h["steps"] for h in json.loads((tmp_path / "history.json").read_text())] == [2]
     assert any("+extra 40, 16 of each batch of 64" in m for m in logs)
