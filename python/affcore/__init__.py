@@ -15,8 +15,8 @@ from .synthesis import Synthesizer, synthesize
 
 __all__ = [
     "augment", "build_info", "AffcoreError", "ImageError", "LandmarkError", "ModelNotFoundError", "NoFaceError",
-    "SeveralFacesError", "NonNeutralPhotoWarning", "FitResult", "fit", "fit_landmarks", "fit_landmarks_batch", "read_image", "write_image",
-    "detect_faces", "detect_landmarks", "load_landmarks", "read_pts", "FaceModel", "find_model",
-    "import_obj_folder", "load_model", "Synthesizer", "synthesize",
+    "SeveralFacesError", "NonNeutralPhotoWarning", "FitResult", "fit", "fit_landmarks", "fit_landmarks_batch",
+    "read_image", "write_image", "detect_faces", "detect_landmarks", "load_landmarks", "read_pts", "FaceModel",
+    "find_model", "import_obj_folder", "load_model", "Synthesizer", "synthesize",
 ]
 __version__ = "0.1.0"

@@ -505,6 +505,9 @@ class Synthesizer:
         a target never adds to a smile already there (no double smile); the target
         "neutral" reproduces the photo. False: the target replaces the fitted weights
         outright (pure transfer; "neutral" then removes the photo's own expression).
+        The targets start from a neutral face either way: a photo that smiles
+        (:func:`affcore.fitting.fitted_smile` above ``SMILING_PHOTO``) warns with
+        :class:`affcore.NonNeutralPhotoWarning`.
     threads : C++ worker threads for rendering and blending (0 = all cores). Results are
         identical for any value.
     shading : an :class:`affcore.shading.ExpressionShading` (learned from photo pairs,
