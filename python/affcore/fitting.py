@@ -22,13 +22,13 @@ IDENTITY_PRIOR = 5e-4
 EXPRESSION_PRIOR = 3e-3
 #: Relative tolerance on the cost decrease at which the fit stops.
 TOLERANCE = 1e-6
-# The fitted smile (fitted_smile) above which a photo is taken to smile. Measured on
-# 2026-12-07 with the fit Synthesizer makes: neutral photos reach at most 0.22 (London, 30)
-# and 0.34 (TCCE, 60); above 0.6 lie 89 % of TCCE's posed happy photos (177), 37 % of the
-# London smiles (30; the rest are mostly closed-lip smiles, which the landmark fit sees only
-# in part) and sundar_pichai's teeth smile (1.53). The fit's jawOpen does not separate neutral
-# photos from open mouths as well (neutral up to 0.30, TCCE's surprise 0.35 at the 90th
-# percentile), so only the smile is judged.
+#: The fitted smile (fitted_smile) above which a photo is taken to smile. Measured on
+#: 2026-12-07 with the fit Synthesizer makes: neutral photos reach at most 0.22 (London, 30)
+#: and 0.34 (TCCE, 60); above 0.6 lie 89 % of TCCE's posed happy photos (177), 37 % of the
+#: London smiles (30; the rest are mostly closed-lip smiles, which the landmark fit sees only
+#: in part) and sundar_pichai's teeth smile (1.53). The fit's jawOpen does not separate neutral
+#: photos from open mouths as well (neutral up to 0.30, TCCE's surprise 0.35 at the 90th
+#: percentile), so only the smile is judged.
 SMILING_PHOTO = 0.6
 
 #: Blendshapes that 68 landmarks cannot tell apart from identity (or cannot see at all) are

@@ -65,13 +65,13 @@ def _cmd_select(a) -> int:
 
     from . import CLASSES
     from .._jobs import atomic_file
+    from .data import require_pairs
     from .infer import Recognizer, label_probability
 
     if not 0.0 <= a.min_prob <= 1.0:
         raise ValueError(f"--min-prob must lie in [0, 1], got {a.min_prob}")
     with np.load(a.input, allow_pickle=False) as z:
-        if "images" not in z or "labels" not in z:
-            raise ValueError(f"{a.input}: expected arrays 'images' and 'labels', found {sorted(z.files)}")
+        require_pairs(z, a.input)
         arrays = {k: z[k] for k in z.files}
     n = len(arrays["labels"])
     p = label_probability(arrays["images"], arrays["labels"], Recognizer(a.model, threads=a.threads))

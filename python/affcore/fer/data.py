@@ -58,9 +58,14 @@ def load_extra(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Extra training pairs from an ``.npz`` holding ``images`` (N, 48, 48) uint8 and
     ``labels`` (N,) in 0..6 (FER2013 order) -- e.g. synthesized expressions."""
     with np.load(path, allow_pickle=False) as z:
-        if "images" not in z or "labels" not in z:
-            raise ValueError(f"{path}: expected arrays 'images' and 'labels', found {sorted(z.files)}")
+        require_pairs(z, path)
         return check_pairs(z["images"], z["labels"], str(path))
+
+
+def require_pairs(npz, path) -> None:
+    """Refuse an opened ``.npz`` without the arrays ``images`` and ``labels``."""
+    if "images" not in npz or "labels" not in npz:
+        raise ValueError(f"{path}: expected arrays 'images' and 'labels', found {sorted(npz.files)}")
 
 
 def check_pairs(images, labels, what: str = "extra training data") -> tuple[np.ndarray, np.ndarray]:
