@@ -309,6 +309,7 @@ def test_a_smiling_photo_is_warned_of(data, model, london_pairs, landmark_cache)
     with pytest.warns(affcore.NonNeutralPhotoWarning, match=r"the photo smiles \(fitted .* = 1\.\d\d;") as caught:
         smiling = Synthesizer(read_image(path), landmarks=landmark_cache(path), model=model)
     assert "every target keeps at least that smile" in str(caught[0].message)
+    assert "--replace-expression" in str(caught[0].message)  # what a CLI user can do about it
     assert fitted_smile(smiling.fit) > SMILING_PHOTO
     with pytest.warns(affcore.NonNeutralPhotoWarning, match="targets replace the smile"):
         Synthesizer(read_image(path), landmarks=landmark_cache(path), model=model, keep_resting_face=False)

@@ -479,7 +479,8 @@ _NO_CAMERA = (np.diag([1.0, -1.0, -1.0]), 1.0, np.zeros(2))
 
 
 def _smiling_photo_message(smile: float, keep_resting_face: bool) -> str:
-    then = ("every target keeps at least that smile (keep_resting_face=True)" if keep_resting_face else
+    then = ("every target keeps at least that smile (keep_resting_face=True; the CLI's default, "
+            "--replace-expression replaces it)" if keep_resting_face else
             "targets replace the smile but keep the photo's texture (its teeth, its cheeks)")
     return (f"the photo smiles (fitted mouthSmile_L + mouthSmile_R = {smile:.2f}; neutral photos stay below "
             f"{SMILING_PHOTO:g}): {then}. affcore's targets start from a neutral face: give a neutral photo of "
