@@ -1,21 +1,27 @@
 """Where the gap between synthesized and real expressions comes from, for affcore's shipped
 FER2013 recogniser: geometry, texture, and what the texture costs in identity.
 
-    AFFCORE_DATA_DIR=../shared/data python scripts/recognition_limits.py [--out TABLE.md] [--every N]
+    AFFCORE_DATA_DIR=../shared/data python scripts/recognition_limits.py [--out TABLE.md] [--every N] [--only K]
 
-Three experiments (results and reading: docs/recognition.md, "Where the gap comes from"):
+Four experiments (results and reading: docs/recognition.md, "Where the gap comes from" and
+"Twenty-third session"):
 
 1. Geometry alone, at its best (TCCE). Each posed photo's own neutral photo is warped so
    that its 68 landmarks land on the posed photo's: the exact geometry of the real
    expression, with the neutral texture (what a texture-preserving method can at most
    show). Then the same warp times the expression's mean texture change learned from the
-   *other* people (leave one person out), and the real photo for reference.
+   *other* people (leave one person out), and the real photo for reference. Last, the
+   neutral photo warped by the other people's mean landmark motion (x1, x1.5) instead of
+   the person's own.
 2. Mean geometry and mean texture change (London photos, people not in TCCE): the neutral
    photo warped by TCCE's mean landmark motion of each expression, with and without the
    mean texture change (x1, x1.5).
 3. The texture change on affcore's synthesized faces (London + wild photos, each
    expression at its valence-arousal anchor): recognition and dlib's identity distance to
    the source photo, x0 / x1 / x1.5.
+4. Which region's texture carries the reading (TCCE). Between each posed photo and its own
+   neutral photo warped to the posed landmarks (same geometry), one region at a time
+   (brows and glabella, eyes, nose, mouth, chin, cheeks) is taken from the other.
 
 "Texture change" is an expression ratio image (Liu, Shan & Zhang 2001) in a 2D landmark
 frame: per posed photo, log(posed) - log(neutral warped to the posed landmarks), on
@@ -84,6 +90,30 @@ def face_mask(lm: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), 4)
 
 
+REGIONS = ("brows and glabella", "eyes", "nose", "mouth", "chin", "cheeks")
+
+
+def region_masks(lm: np.ndarray) -> dict[str, np.ndarray]:
+    """Soft masks (feathered 3 crop pixels) of the face's regions, from the 68 landmarks."""
+    def hull(points, grow=0.0):
+        m = np.zeros((SIZE, SIZE), np.float32)
+        centre = points.mean(0)
+        cv2.fillConvexPoly(m, cv2.convexHull((centre + (points - centre) * (1 + grow)).astype(np.int32)), 1.0)
+        return m
+
+    iod = np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))
+    masks = {
+        # the brows, a quarter of an inter-ocular distance above them, and down to the eyes' inner corners
+        "brows and glabella": hull(np.vstack([lm[17:27], lm[17:27] - [0, 0.25 * iod], lm[[39, 42, 27]]])),
+        "eyes": np.maximum(hull(lm[36:42], 0.6), hull(lm[42:48], 0.6)),
+        "nose": hull(lm[[27, 31, 35, 39, 42, 33]], 0.15),
+        "mouth": hull(lm[48:60], 0.35),
+        "chin": hull(np.vstack([lm[5:12], lm[[56, 57, 58]]])),
+        "cheeks": np.maximum(hull(lm[[1, 2, 3, 31, 48, 40, 41, 36]]), hull(lm[[15, 14, 13, 35, 54, 47, 46, 45]])),
+    }
+    return {k: cv2.GaussianBlur(m, (0, 0), 3) for k, m in masks.items()}
+
+
 def to48(c: np.ndarray) -> np.ndarray:
     return cv2.resize(np.clip(c, 0, 255).astype(np.uint8), (48, 48), interpolation=cv2.INTER_AREA)
 
@@ -104,13 +134,15 @@ class Tally:
         p = np.array(self.p[(e, variant)])
         return f"{np.mean(p.argmax(1) == self.index[e]):.0%}"
 
-    def table(self, variants, identity=False) -> list[str]:
+    def table(self, variants, identity=False, probability=False) -> list[str]:
         head = "| expression | " + " | ".join(variants) + " |"
         lines = [head, "|---" * (len(variants) + 1) + "|"]
         for e in EXPRESSIONS:
             cells = []
             for v in variants:
                 cell = self.rate(e, v)
+                if probability:
+                    cell += f" ({np.mean(np.array(self.p[(e, v)])[:, self.index[e]]):.2f})"
                 if identity and (e, v) in self.d:
                     d = np.array(self.d[(e, v)])
                     cell += f" (id {np.median(d):.2f} / {d.max():.2f})"
@@ -140,7 +172,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", help="write the tables as Markdown here")
     ap.add_argument("--every", type=int, default=1, help="use every N-th London/wild photo (faster)")
+    ap.add_argument("--only", type=int, choices=(1, 2, 3, 4), help="run this experiment alone")
     args = ap.parse_args()
+    run = lambda n: args.only in (None, n)
     data = Path(os.environ.get("AFFCORE_DATA_DIR", "../shared/data"))
     rec = Recognizer()
     lines = []
@@ -165,23 +199,31 @@ def main() -> None:
         ratio_count[e] = ratio_count.get(e, 0) + 1
         ratio_count[key] = ratio_count.get(key, 0) + 1
     mean_ratio = {e: ratio_sum[e] / ratio_count[e] for e in EXPRESSIONS}
+    mean_motion = {e: np.mean([lm - neutral[p][1] for _, lm, x, p in posed if x == e], 0) for e in EXPRESSIONS}
     t1 = Tally(rec)
-    for (c, lm, e, person), w in zip(posed, warped):
+    columns1 = ["real posed photo", "neutral photo", "neutral warped to the posed landmarks",
+                "warped + others' mean texture change", "neutral warped by the others' mean motion", "x1.5"]
+    for (c, lm, e, person), w in zip(posed if run(1) else [], warped):
         others = (ratio_sum[e] - ratio_sum[(e, person)]) / (ratio_count[e] - ratio_count[(e, person)])
-        t1.add(e, "real posed photo", to48(c))
-        t1.add(e, "neutral photo", to48(neutral[person][0]))
-        t1.add(e, "neutral warped to the posed landmarks", to48(w))
-        t1.add(e, "warped + others' mean texture change", to48(w * np.exp(warp(others, mean_lm[e], lm))))
-    lines += ["**1. TCCE: each posed photo's own geometry on the same person's neutral photo**", ""]
-    lines += t1.table(["real posed photo", "neutral photo", "neutral warped to the posed landmarks",
-                       "warped + others' mean texture change"]) + [""]
+        own = [l - neutral[person][1] for _, l, x, q in posed if x == e and q == person]
+        others_motion = (mean_motion[e] * ratio_count[e] - np.sum(own, 0)) / (ratio_count[e] - len(own))
+        nc, nlm = neutral[person]
+        t1.add(e, columns1[0], to48(c))
+        t1.add(e, columns1[1], to48(nc))
+        t1.add(e, columns1[2], to48(w))
+        t1.add(e, columns1[3], to48(w * np.exp(warp(others, mean_lm[e], lm))))
+        t1.add(e, columns1[4], to48(warp(nc, nlm, nlm + others_motion)))
+        t1.add(e, columns1[5], to48(warp(nc, nlm, nlm + 1.5 * others_motion)))
+    if run(1):
+        lines += ["**1. TCCE: each posed photo's own geometry on the same person's neutral photo; and the other "
+                  "people's mean geometry (leave one person out)**", ""]
+        lines += t1.table(columns1) + [""]
 
     # -- 2. mean geometry and texture change, London ------------------------------------
-    mean_motion = {e: np.mean([lm - neutral[p][1] for _, lm, x, p in posed if x == e], 0) for e in EXPRESSIONS}
     london = sorted((data / "faces" / "london").glob("*_neutral.jpg"))[::args.every]
     wild = sorted((data / "faces" / "wild").glob("*.jpg"))[::args.every]
     t2 = Tally(rec)
-    for p in london:
+    for p in london if run(2) else []:
         img = read_image(p)
         c, lm, _ = crop(img, detect_landmarks(img))
         for e in EXPRESSIONS:
@@ -191,13 +233,14 @@ def main() -> None:
             t2.add(e, "mean geometry", to48(w))
             t2.add(e, "+ mean texture change x1", to48(w * np.exp(r)))
             t2.add(e, "+ x1.5", to48(w * np.exp(1.5 * r)))
-    lines += [f"**2. {len(london)} London neutral photos warped by TCCE's mean landmark motion**", ""]
-    lines += t2.table(["mean geometry", "+ mean texture change x1", "+ x1.5"]) + [""]
+    if run(2):
+        lines += [f"**2. {len(london)} London neutral photos warped by TCCE's mean landmark motion**", ""]
+        lines += t2.table(["mean geometry", "+ mean texture change x1", "+ x1.5"]) + [""]
 
     # -- 3. the texture change on synthesized faces: recognition and identity ------------
     t3 = Tally(rec)
     strengths = (0.0, 1.0, 1.5)
-    for p in london + wild:
+    for p in london + wild if run(3) else []:
         img = read_image(p)
         synth = Synthesizer(img, landmarks=detect_landmarks(img))
         own = identity_descriptor(img)
@@ -215,9 +258,26 @@ def main() -> None:
                 lm_s = detect_landmarks(shaded)
                 d = float(np.linalg.norm(identity_descriptor(shaded) - own))
                 t3.add(e, f"x{s:g}", align_face(shaded, lm_s), identity=d)
-    lines += [f"**3. Synthesized at each expression's VA anchor ({len(london) + len(wild)} photos), times the mean "
-              "texture change; in brackets dlib's identity distance to the photo, median / max**", ""]
-    lines += t3.table([f"x{s:g}" for s in strengths], identity=True) + [""]
+    if run(3):
+        lines += [f"**3. Synthesized at each expression's VA anchor ({len(london) + len(wild)} photos), times the "
+                  "mean texture change; in brackets dlib's identity distance to the photo, median / max**", ""]
+        lines += t3.table([f"x{s:g}" for s in strengths], identity=True) + [""]
+
+    # -- 4. which region's texture carries the reading, TCCE ---------------------------
+    t4 = Tally(rec)
+    columns4 = ["geometry only (warped neutral)"] + [f"+ posed {r}" for r in REGIONS] + ["real posed photo"] + [
+        f"posed, {r} from the warped neutral" for r in REGIONS]
+    for (c, lm, e, person), w in zip(posed if run(4) else [], warped):
+        masks = region_masks(lm)
+        t4.add(e, columns4[0], to48(w))
+        t4.add(e, "real posed photo", to48(c))
+        for r in REGIONS:
+            t4.add(e, f"+ posed {r}", to48(w + (c - w) * masks[r]))
+            t4.add(e, f"posed, {r} from the warped neutral", to48(c + (w - c) * masks[r]))
+    if run(4):
+        lines += ["**4. TCCE: one region of the posed photo on its own neutral photo warped to the posed landmarks, "
+                  "and the other way round; in brackets the mean probability of the posed class**", ""]
+        lines += t4.table(columns4, probability=True) + [""]
 
     text = "\n".join(lines) + "\n"
     print(text)
