@@ -205,9 +205,10 @@ def main() -> None:
                 "warped + others' mean texture change", "neutral warped by the others' mean motion", "x1.5"]
     for (c, lm, e, person), w in zip(posed if run(1) else [], warped):
         others = (ratio_sum[e] - ratio_sum[(e, person)]) / (ratio_count[e] - ratio_count[(e, person)])
-        own = [l - neutral[person][1] for _, l, x, q in posed if x == e and q == person]
-        others_motion = (mean_motion[e] * ratio_count[e] - np.sum(own, 0)) / (ratio_count[e] - len(own))
         nc, nlm = neutral[person]
+        # the mean motion of expression e without this person's photos (ratio_count[e]: e's posed photos)
+        own = [posed_lm - nlm for _, posed_lm, x, q in posed if x == e and q == person]
+        others_motion = (mean_motion[e] * ratio_count[e] - np.sum(own, 0)) / (ratio_count[e] - len(own))
         t1.add(e, columns1[0], to48(c))
         t1.add(e, columns1[1], to48(nc))
         t1.add(e, columns1[2], to48(w))
