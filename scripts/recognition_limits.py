@@ -90,7 +90,7 @@ def face_mask(lm: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), 4)
 
 
-REGIONS = ("brows and glabella", "eyes", "nose", "mouth", "chin", "cheeks")
+REGIONS = ("brows and glabella", "brows", "glabella", "eyes", "nose", "mouth", "chin", "cheeks")
 
 
 def region_masks(lm: np.ndarray) -> dict[str, np.ndarray]:
@@ -102,9 +102,14 @@ def region_masks(lm: np.ndarray) -> dict[str, np.ndarray]:
         return m
 
     iod = np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))
+    up = np.array([0, 0.25 * iod])
     masks = {
         # the brows, a quarter of an inter-ocular distance above them, and down to the eyes' inner corners
-        "brows and glabella": hull(np.vstack([lm[17:27], lm[17:27] - [0, 0.25 * iod], lm[[39, 42, 27]]])),
+        "brows and glabella": hull(np.vstack([lm[17:27], lm[17:27] - up, lm[[39, 42, 27]]])),
+        # that region split: each brow's band of hair (landmarks on its middle line), and the skin between them
+        "brows": np.maximum(hull(np.vstack([lm[17:22] - up / 2, lm[17:22] + up / 4])),
+                            hull(np.vstack([lm[22:27] - up / 2, lm[22:27] + up / 4]))),
+        "glabella": hull(np.vstack([lm[[21, 22]], lm[[21, 22]] - up, lm[27]])),
         "eyes": np.maximum(hull(lm[36:42], 0.6), hull(lm[42:48], 0.6)),
         "nose": hull(lm[[27, 31, 35, 39, 42, 33]], 0.15),
         "mouth": hull(lm[48:60], 0.35),
