@@ -21,7 +21,8 @@ Four experiments (results and reading: docs/recognition.md, "Where the gap comes
    the source photo, x0 / x1 / x1.5.
 4. Which region's texture carries the reading (TCCE). Between each posed photo and its own
    neutral photo warped to the posed landmarks (same geometry), one region at a time
-   (brows and glabella, eyes, nose, mouth, chin, cheeks) is taken from the other.
+   (brows and glabella, then each of the two alone, eyes, nose, mouth, chin, cheeks) is
+   taken from the other.
 
 "Texture change" is an expression ratio image (Liu, Shan & Zhang 2001) in a 2D landmark
 frame: per posed photo, log(posed) - log(neutral warped to the posed landmarks), on
