@@ -84,11 +84,20 @@ def log_ratio(posed: np.ndarray, warped_neutral: np.ndarray) -> np.ndarray:
     return np.log(blur(posed) + 8.0) - np.log(blur(warped_neutral) + 8.0)
 
 
+def hull_mask(points: np.ndarray, grow: float = 0.0) -> np.ndarray:
+    """SIZE x SIZE mask, 1 inside the convex hull of points (crop pixels), the hull scaled by
+    1 + grow about the points' centre."""
+    if grow:
+        centre = points.mean(0)
+        points = centre + (points - centre) * (1 + grow)
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    cv2.fillConvexPoly(mask, cv2.convexHull(points.astype(np.int32)), 1.0)
+    return mask
+
+
 def face_mask(lm: np.ndarray) -> np.ndarray:
     """Soft mask of the face (jaw line and brows, a little above them) in crop pixels."""
-    mask = np.zeros((SIZE, SIZE), np.float32)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.vstack([lm[0:17], lm[17:27] - [0, 6]]).astype(np.int32)), 1.0)
-    return cv2.GaussianBlur(mask, (0, 0), 4)
+    return cv2.GaussianBlur(hull_mask(np.vstack([lm[0:17], lm[17:27] - [0, 6]])), (0, 0), 4)
 
 
 REGIONS = ("brows and glabella", "brows", "glabella", "eyes", "nose", "mouth", "chin", "cheeks")
@@ -96,26 +105,22 @@ REGIONS = ("brows and glabella", "brows", "glabella", "eyes", "nose", "mouth", "
 
 def region_masks(lm: np.ndarray) -> dict[str, np.ndarray]:
     """Soft masks (feathered 3 crop pixels) of the face's regions, from the 68 landmarks."""
-    def hull(points, grow=0.0):
-        m = np.zeros((SIZE, SIZE), np.float32)
-        centre = points.mean(0)
-        cv2.fillConvexPoly(m, cv2.convexHull((centre + (points - centre) * (1 + grow)).astype(np.int32)), 1.0)
-        return m
-
     iod = np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))
     up = np.array([0, 0.25 * iod])
     masks = {
         # the brows, a quarter of an inter-ocular distance above them, and down to the eyes' inner corners
-        "brows and glabella": hull(np.vstack([lm[17:27], lm[17:27] - up, lm[[39, 42, 27]]])),
-        # that region split: each brow's band of hair (landmarks on its middle line), and the skin between them
-        "brows": np.maximum(hull(np.vstack([lm[17:22] - up / 2, lm[17:22] + up / 4])),
-                            hull(np.vstack([lm[22:27] - up / 2, lm[22:27] + up / 4]))),
-        "glabella": hull(np.vstack([lm[[21, 22]], lm[[21, 22]] - up, lm[27]])),
-        "eyes": np.maximum(hull(lm[36:42], 0.6), hull(lm[42:48], 0.6)),
-        "nose": hull(lm[[27, 31, 35, 39, 42, 33]], 0.15),
-        "mouth": hull(lm[48:60], 0.35),
-        "chin": hull(np.vstack([lm[5:12], lm[[56, 57, 58]]])),
-        "cheeks": np.maximum(hull(lm[[1, 2, 3, 31, 48, 40, 41, 36]]), hull(lm[[15, 14, 13, 35, 54, 47, 46, 45]])),
+        "brows and glabella": hull_mask(np.vstack([lm[17:27], lm[17:27] - up, lm[[39, 42, 27]]])),
+        # that region split: each brow's band of hair (from an eighth of an inter-ocular distance above dlib's
+        # brow points to a sixteenth below), and the skin between the inner brow ends down to the nasal root
+        "brows": np.maximum(hull_mask(np.vstack([lm[17:22] - up / 2, lm[17:22] + up / 4])),
+                            hull_mask(np.vstack([lm[22:27] - up / 2, lm[22:27] + up / 4]))),
+        "glabella": hull_mask(np.vstack([lm[[21, 22]], lm[[21, 22]] - up, lm[27]])),
+        "eyes": np.maximum(hull_mask(lm[36:42], 0.6), hull_mask(lm[42:48], 0.6)),
+        "nose": hull_mask(lm[[27, 31, 35, 39, 42, 33]], 0.15),
+        "mouth": hull_mask(lm[48:60], 0.35),
+        "chin": hull_mask(np.vstack([lm[5:12], lm[[56, 57, 58]]])),
+        "cheeks": np.maximum(hull_mask(lm[[1, 2, 3, 31, 48, 40, 41, 36]]),
+                             hull_mask(lm[[15, 14, 13, 35, 54, 47, 46, 45]])),
     }
     return {k: cv2.GaussianBlur(m, (0, 0), 3) for k, m in masks.items()}
 
@@ -193,7 +198,8 @@ def main() -> None:
             neutral[person] = (c, lm)
     posed = [(c, lm, e, person) for c, lm, e, person in tcce if e in EXPRESSIONS and person in neutral]
     mean_lm = {e: np.mean([lm for _, lm, x, _ in posed if x == e], 0) for e in EXPRESSIONS}
-    warped, ratio_sum, ratio_count = [], {}, {}
+    # sums over each expression's posed photos, and over each person's, for leave-one-person-out means
+    warped, ratio_sum, motion_sum, ratio_count = [], {}, {}, {}
     for c, lm, e, person in posed:
         nc, nlm = neutral[person]
         w = warp(nc, nlm, lm)
@@ -202,6 +208,8 @@ def main() -> None:
         ratio_sum[e] = ratio_sum.get(e, 0) + r
         key = (e, person)
         ratio_sum[key] = ratio_sum.get(key, 0) + r
+        motion_sum[e] = motion_sum.get(e, 0) + (lm - nlm)
+        motion_sum[key] = motion_sum.get(key, 0) + (lm - nlm)
         ratio_count[e] = ratio_count.get(e, 0) + 1
         ratio_count[key] = ratio_count.get(key, 0) + 1
     mean_ratio = {e: ratio_sum[e] / ratio_count[e] for e in EXPRESSIONS}
@@ -212,9 +220,7 @@ def main() -> None:
     for (c, lm, e, person), w in zip(posed if run(1) else [], warped):
         others = (ratio_sum[e] - ratio_sum[(e, person)]) / (ratio_count[e] - ratio_count[(e, person)])
         nc, nlm = neutral[person]
-        # the mean motion of expression e without this person's photos (ratio_count[e]: e's posed photos)
-        own = [posed_lm - nlm for _, posed_lm, x, q in posed if x == e and q == person]
-        others_motion = (mean_motion[e] * ratio_count[e] - np.sum(own, 0)) / (ratio_count[e] - len(own))
+        others_motion = (motion_sum[e] - motion_sum[(e, person)]) / (ratio_count[e] - ratio_count[(e, person)])
         t1.add(e, columns1[0], to48(c))
         t1.add(e, columns1[1], to48(nc))
         t1.add(e, columns1[2], to48(w))
