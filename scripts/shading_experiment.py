@@ -26,7 +26,7 @@ import numpy as np
 
 import affcore.synthesis as synthesis
 from affcore.render import interpolate, rasterize
-from affcore.shading import _vertex_facing
+from affcore._relight import vertex_normals
 
 
 def _skin_geometry(synth, screen):
@@ -35,7 +35,7 @@ def _skin_geometry(synth, screen):
     v = screen.astype(np.float64)
     e1, e2 = v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]]
     n = len(v)
-    facing = np.abs(_vertex_facing(screen, tris))  # (0 at vertices of no skin triangle, never sampled)
+    facing = np.abs(vertex_normals(screen, tris)[:, 2])  # (0 at vertices of no skin triangle, never sampled)
     log_area = np.log(np.maximum(np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) / 2, 1e-9))
     count = sum(np.bincount(tris[:, k], minlength=n) for k in range(3))
     mean_log_area = sum(np.bincount(tris[:, k], weights=log_area, minlength=n) for k in range(3))

@@ -599,7 +599,8 @@ def _process_item(item: Item) -> dict:
         rec["face"] = face
         with warnings.catch_warnings():  # a smiling source is counted in the summary, not warned of per input
             warnings.simplefilter("ignore", NonNeutralPhotoWarning)
-            synth = Synthesizer(image, landmarks=lm, model=_W["model"], threads=1, shading=_W.get("shading"))
+            synth = Synthesizer(image, landmarks=lm, model=_W["model"], threads=1, shading=_W.get("shading"),
+                                relight=cfg.get("relight"))
         f = synth.fit
         rec["fit"] = {"rms_px": f.rms_px, "rms_iod": f.rms_iod, "iod_px": f.iod_px, "yaw": f.yaw, "pitch": f.pitch,
                       "roll": f.roll, "fitted_smile": fitted_smile(f)}
@@ -845,9 +846,9 @@ class JobError(ValueError):
 def augment(input, targets, out, *, workers: int | None = None, resume: bool = False, engine: str = "local",
             address: str | None = None, npz_split: str | None = None, npz_label=None, npz_key: str = "images",
             limit: int | None = None, fit_size: int = 192, identity: bool = False, parquet: bool = False,
-            model=None, shading=None, max_fit_error: float | None = None, progress: bool = True,
-            start_method: str = "spawn", fsync: bool = True, max_in_flight: int | None = None, log=None,
-            on_result=None) -> Manifest:
+            model=None, shading=None, relight: bool | None = None, max_fit_error: float | None = None,
+            progress: bool = True, start_method: str = "spawn", fsync: bool = True, max_in_flight: int | None = None,
+            log=None, on_result=None) -> Manifest:
     """Synthesize every target of ``targets`` on every face of ``input``; see ``docs/augment.md``.
 
     Parameters
@@ -873,6 +874,8 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
     model : path of the face model (default: :func:`affcore.find_model`).
     shading : path of an expression shading file (``affcore shading build``) to synthesize
         with; None (default) renders with the photos' texture alone.
+    relight : relight the lower face's moved skin under each photo's light: None (default)
+        unless ``shading`` is given, False never (see :class:`affcore.Synthesizer`).
     max_fit_error : refuse a face whose fit misses its landmarks by more than this RMS, in
         inter-ocular distances (in (0, 1]; the manifest's ``rms_iod``): it fails with the
         reason, and nothing is rendered from it. Landmarks found in the wrong place (a
@@ -906,6 +909,11 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
             raise ValueError(f"max_fit_error must be a number in (0, 1] (inter-ocular distances) or None, "
                              f"got {max_fit_error!r}")
         max_fit_error = float(max_fit_error)
+    if relight not in (None, True, False):
+        raise ValueError(f"relight must be None, True or False, got {relight!r}")
+    if relight and shading is not None:
+        raise ValueError("relight=True with shading: the expression shading's ratios already hold the shading that "
+                         "the change of geometry brings; give one of them (relight=None chooses)")
     out = Path(out).expanduser().resolve()
     src = _Input(input, npz_split, npz_label, limit, npz_key, skip=out)
     model_path = str(find_model(model))
@@ -925,6 +933,8 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
         job["shading"] = shading_id
     if max_fit_error is not None:  # (the same)
         job["max_fit_error"] = max_fit_error
+    if relight is False:  # (the same)
+        job["relight"] = False
     job_path, journal_path = out / "job.json", out / "journal.jsonl"
     if job_path.exists():
         if not resume:
@@ -954,7 +964,7 @@ def augment(input, targets, out, *, workers: int | None = None, resume: bool = F
 
         config = {"model_path": model_path, "targets": tlist, "out": str(out), "fit_size": fit_size,
                   "identity": bool(identity), "fsync": bool(fsync), "shading_path": shading_path,
-                  "max_fit_error": max_fit_error}
+                  "max_fit_error": max_fit_error, "relight": relight}
         todo = (it for it in src.items() if offsets[it.seq] < 0)
         processed = 0
         if skipped < src.count:
@@ -1020,7 +1030,8 @@ def _cmd_augment(args) -> int:
     m = augment(args.input, args.targets, args.out, workers=args.workers, resume=args.resume, engine=args.engine,
                 address=args.address, npz_split=args.npz_split, npz_label=args.npz_label, npz_key=args.npz_key,
                 limit=args.limit, fit_size=args.fit_size, identity=args.identity, parquet=args.parquet,
-                model=args.model, shading=args.shading, max_fit_error=args.max_fit_error, progress=not args.quiet,
+                model=args.model, shading=args.shading, relight=False if args.no_relight else None,
+                max_fit_error=args.max_fit_error, progress=not args.quiet,
                 fsync=not args.no_fsync,
                 log=None if args.quiet else (lambda s: tqdm.write(f"affcore augment: {s}", file=sys.stderr)))
     c = m.counts
@@ -1071,5 +1082,8 @@ def add_augment_command(subparsers) -> None:
     a.add_argument("--model", help="path to ict_face_model.npz")
     a.add_argument("--shading", metavar="FILE.npz",
                    help="expression shading (skin folds and furrows) made by 'affcore shading build'")
+    a.add_argument("--no-relight", action="store_true",
+                   help="keep the photos' shading on the moved skin (default: without --shading the lower face is "
+                        "relit under each photo's light as the target bends it)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar, per-input errors or summary")
     a.set_defaults(func=_cmd_augment)

@@ -100,7 +100,8 @@ def _cmd_synthesize(args) -> int:
             image = read_image(photo)
             lm = load_landmarks(args.landmarks) if args.landmarks else None
             synth = Synthesizer(image, landmarks=lm, model=model, keep_resting_face=not args.replace_expression,
-                                shading=shading)
+                                shading=shading,
+                                relight=False if args.no_relight else None)
             rendered, names = [], []
             for suffix, kwargs in targets:
                 img = synth.render(**kwargs)
@@ -143,20 +144,24 @@ def _photo_synthesizer(args):
 
     image = read_image(args.photo)
     lm = load_landmarks(args.landmarks) if args.landmarks else None
-    return Synthesizer(image, landmarks=lm, model=load_model(args.model), shading=_load_shading(args))
+    return Synthesizer(image, landmarks=lm, model=load_model(args.model), shading=_load_shading(args),
+                       relight=False if args.no_relight else None)
 
 
 def _add_photo_options(parser) -> None:
     parser.add_argument("photo", help="photo of a (preferably neutral) face")
     parser.add_argument("--landmarks", help="68-point landmarks instead of detection")
     parser.add_argument("--model", help="path to ict_face_model.npz")
-    _add_shading_option(parser)
+    _add_shading_options(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
-def _add_shading_option(parser) -> None:
+def _add_shading_options(parser) -> None:
     parser.add_argument("--shading", metavar="FILE.npz",
                         help="expression shading (skin folds and furrows) made by 'affcore shading build'")
+    parser.add_argument("--no-relight", action="store_true",
+                        help="keep the photo's shading on the moved skin (default: without --shading the lower "
+                             "face is relit under the photo's light as the target bends it)")
 
 
 def _cmd_shading_build(args) -> int:
@@ -261,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the photo's own expression instead of keeping its resting face (for photos "
                         "that are not neutral: 'neutral' then removes a smile)")
     s.add_argument("--model", help="path to ict_face_model.npz")
-    _add_shading_option(s)
+    _add_shading_options(s)
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(func=_cmd_synthesize)
 

@@ -26,7 +26,6 @@ import dataclasses
 from pathlib import Path
 from typing import Iterable
 
-import cv2
 import numpy as np
 
 from . import affect
@@ -105,43 +104,6 @@ def read_labelled_photos(labels_csv, images_dir=None) -> list[tuple[Path, str, s
     return out
 
 
-def _face_core_weights(model, mesh) -> np.ndarray:
-    """Per mesh vertex, in [0, 1]: 1 on the face inside the jaw line and up to a brow
-    height above the brows, 0 in the eyes and the mouth opening (the renderer draws those)
-    and on the sides of the head, with soft edges. Outside it the ratios measure hair, ears
-    and the fit's errors more than the expression."""
-    from .model import LANDMARK_VERTICES
-
-    loc = np.searchsorted(mesh.vertices, LANDMARK_VERTICES)
-    xy = mesh.neutral[:, :2].astype(np.float64)  # frontal view of the generic head (cm, y up)
-    lm = xy[loc]
-    iod = float(np.linalg.norm(lm[36:42].mean(axis=0) - lm[42:48].mean(axis=0)))
-    brows = lm[17:27][::-1].copy()
-    brows[:, 1] += lm[17:27, 1].mean() - lm[36:48, 1].mean()  # as far above the brows as they are above the eyes
-
-    def signed_distance(polygon: np.ndarray) -> np.ndarray:  # > 0 inside
-        contour = polygon.reshape(-1, 1, 2).astype(np.float32)
-        return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True) for x, y in xy])
-
-    w = np.clip(1.0 + signed_distance(np.vstack([lm[0:17], brows])) / (0.08 * iod), 0.0, 1.0)
-    for hole in (lm[48:60], lm[36:42], lm[42:48]):
-        w *= np.clip(-signed_distance(hole) / (0.04 * iod), 0.0, 1.0)
-    # facing the camera on the generic head (ears and the sides of the head are not the face)
-    facing = _vertex_facing(mesh.neutral, mesh.triangles[mesh.part == SKIN])
-    facing *= np.sign(np.median(facing[loc]))
-    return w * np.clip((facing - 0.3) / 0.3, 0.0, 1.0)
-
-
-def _vertex_facing(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """z of each vertex's unit area-weighted normal (0 for vertices of no triangle)."""
-    v = vertices.astype(np.float64)
-    fn = np.cross(v[triangles[:, 1]] - v[triangles[:, 0]], v[triangles[:, 2]] - v[triangles[:, 0]])
-    n = len(v)
-    normal = np.stack([sum(np.bincount(triangles[:, k], weights=fn[:, c], minlength=n) for k in range(3))
-                       for c in range(3)], axis=1)
-    return normal[:, 2] / np.maximum(np.linalg.norm(normal, axis=1), 1e-12)
-
-
 def _smooth(values: np.ndarray, known: np.ndarray, triangles: np.ndarray, rounds: int) -> np.ndarray:
     """Mean over each vertex and its mesh neighbours, of the known values, `rounds` times."""
     a = np.concatenate([triangles[:, 0], triangles[:, 1], triangles[:, 2]])
@@ -155,25 +117,6 @@ def _smooth(values: np.ndarray, known: np.ndarray, triangles: np.ndarray, rounds
         w = (w > 0).astype(np.float64)
         x *= w
     return x
-
-
-def _vertex_brightness(synth) -> tuple[np.ndarray, np.ndarray]:
-    """log brightness of the photo at each mesh vertex under the fit, and whether the
-    photo shows that vertex's skin (a visible skin triangle uses it, and it faces the
-    camera: at the silhouette the photo's pixel is half background)."""
-    screen = synth._source_screen
-    tid = synth._src_raster.triangle_id
-    seen = np.unique(tid[tid >= 0])
-    seen = seen[synth._part[seen] == SKIN]
-    shown = np.zeros(len(screen), bool)
-    shown[synth._triangles[seen].ravel()] = True
-    facing = np.abs(_vertex_facing(screen, synth._triangles[synth._part == SKIN]))
-    shown &= facing > 0.55
-    grey = cv2.GaussianBlur(cv2.cvtColor(synth.image, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.7)
-    mx = np.ascontiguousarray(screen[:, 0].reshape(1, -1), dtype=np.float32)
-    my = np.ascontiguousarray(screen[:, 1].reshape(1, -1), dtype=np.float32)
-    lum = cv2.remap(grey, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-    return np.log(lum.astype(np.float64) + 8.0), shown  # + 8: dark pixels' noise does not dominate
 
 
 def build_expression_shading(photos: Iterable[tuple], model=None, min_people: int = 5,
@@ -212,14 +155,14 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
             raise ValueError(f"expression {expression!r}: expected neutral or one of {', '.join(SHADED_EXPRESSIONS)}")
         img = read_image(image) if isinstance(image, (str, Path)) else image
         try:
-            synth = Synthesizer(img, landmarks=detect_landmarks(img), model=model, threads=1)
+            synth = Synthesizer(img, landmarks=detect_landmarks(img), model=model, threads=1, relight=False)
         except (NoFaceError, SeveralFacesError):
             skipped += 1
             continue
-        samples.setdefault((str(person), e), []).append(_vertex_brightness(synth))
+        samples.setdefault((str(person), e), []).append(synth._vertex_brightness())
     n = len(mesh.neutral)
     skin = mesh.triangles[mesh.part == SKIN]
-    core = _face_core_weights(model, mesh)
+    core = mesh.relight.core
     expressions, ratios, people = [], [], []
     for e in SHADED_EXPRESSIONS:
         total, count = np.zeros(n), np.zeros(n)

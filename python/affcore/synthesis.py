@@ -25,6 +25,7 @@ import numpy as np
 from . import _core, affect
 from ._gaze import gaze_rotations, has_gaze, on_globe, sphere_centre
 from ._eyelids import carry_upper_lids, fill_lids, screen_down, upper_lid_layout, upper_lid_vertices
+from ._relight import RelightMesh, grey_at, prepare_relight, relight_factors, relight_mesh, vertex_normals
 from ._device import resolve_device
 from .blend import poisson_blend
 from .errors import NonNeutralPhotoWarning
@@ -430,6 +431,7 @@ class _Mesh:
     expression: np.ndarray       # (E, N, 3) float32
     tooth: np.ndarray            # (T,) int8: the tooth each triangle belongs to (_teeth)
     eyeballs: tuple              # per eye (subject's left, right): _eyeballs
+    relight: RelightMesh         # the face core and the lower face that is relit (affcore._relight)
 
 
 _MESH_CACHE: dict = {}
@@ -446,6 +448,7 @@ def _mesh(model: FaceModel) -> _Mesh:
     verts = np.union1d(np.union1d(used, lip_vertices), np.concatenate([upper, lower]))
     local = np.searchsorted(verts, tris).astype(np.int32)
     interior = local[np.isin(part, (SOCKET, GUMS, TEETH))]
+    neutral = np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32)
     mesh = _Mesh(
         triangles=local,
         part=np.ascontiguousarray(part),
@@ -461,12 +464,13 @@ def _mesh(model: FaceModel) -> _Mesh:
         inner_face=_inner_face(model.neutral_vertices, tris[part == SKIN]),
         upper_lids=upper_lid_vertices(model.neutral_vertices[verts], local[part == SKIN],
                                       [np.searchsorted(verts, LANDMARK_VERTICES[a:a + 6]) for a in (36, 42)]),
-        neutral=np.ascontiguousarray(model.neutral_vertices[verts], dtype=np.float32),
+        neutral=neutral,
         identity=np.ascontiguousarray(model.identity_basis[:, verts], dtype=np.float32),
         expression=np.ascontiguousarray(model.expression_basis[:, verts], dtype=np.float32),
         tooth=_teeth(model.neutral_vertices[verts], local, part,
                      float(model.neutral_vertices[np.concatenate([upper, lower]), 1].mean())),
         eyeballs=_eyeballs(model.neutral_vertices[verts], local, part, model.expression_basis[:, verts]),
+        relight=relight_mesh(neutral, np.searchsorted(verts, LANDMARK_VERTICES), local[part == SKIN]),
     )
     if len(_MESH_CACHE) >= 4:
         _MESH_CACHE.clear()
@@ -512,10 +516,16 @@ class Synthesizer:
     threads : C++ worker threads for rendering and blending (0 = all cores). Results are
         identical for any value.
     shading : an :class:`affcore.shading.ExpressionShading` (learned from photo pairs,
-        :func:`affcore.shading.load_expression_shading`), or None (default) to render with
-        the photo's texture alone. With it the skin also darkens and lightens as the
-        target expression folds it (creases, furrows), in proportion to the target's
-        weight on each expression.
+        :func:`affcore.shading.load_expression_shading`), or None (default). With it the
+        skin also darkens and lightens as the target expression folds it (creases,
+        furrows), in proportion to the target's weight on each expression.
+    relight : whether the lower face's skin takes the shading that the target's change of
+        geometry brings under the photo's own light (estimated from the photo: the folds
+        beside the nose darken as a smile deepens them, the upper lip as it turns down;
+        affcore._relight, docs/synthesis.md *Relit lower face*). None (default): relit
+        unless ``shading`` is given, whose ratios, measured on real faces, hold that
+        change already. False: the moved skin keeps the photo's shading. True with
+        ``shading`` is refused (the change would be shaded twice).
 
     Examples
     --------
@@ -525,7 +535,7 @@ class Synthesizer:
     """
 
     def __init__(self, image, landmarks=None, model: FaceModel | None = None, fit_result: FitResult | None = None,
-                 keep_resting_face: bool = True, threads: int = 0, shading=None):
+                 keep_resting_face: bool = True, threads: int = 0, shading=None, relight: bool | None = None):
         self.image = np.ascontiguousarray(as_rgb8(image))
         self.model = model if model is not None else load_model()
         if fit_result is None:
@@ -542,6 +552,11 @@ class Synthesizer:
         smile = fitted_smile(self.fit)
         if smile > SMILING_PHOTO:
             warnings.warn(_smiling_photo_message(smile, self.keep_resting_face), NonNeutralPhotoWarning, stacklevel=2)
+        if relight is None:
+            relight = shading is None
+        elif relight and shading is not None:
+            raise ValueError("relight=True with shading: the expression shading's ratios already hold the shading "
+                             "that the change of geometry brings; give one of them (relight=None chooses)")
         mesh = self._mesh = _mesh(self.model)
         if shading is not None:
             from .shading import ExpressionShading, ShadingWeights
@@ -632,6 +647,25 @@ class Synthesizer:
         self._lit = lit
         k = max(3, int(0.06 * self.fit.iod_px) | 1)
         self._dilate_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        # the light the photo's face is lit by, from its shading on the fitted geometry
+        self._relight = prepare_relight(mesh.relight, self.image, self._source_screen,
+                                        self._seen_vertices()) if relight else None
+
+    def _seen_vertices(self) -> np.ndarray:
+        """(N,) bool: the mesh vertices of the skin triangles the photo shows."""
+        tid = self._src_raster.triangle_id
+        seen = np.flatnonzero(np.bincount(tid[tid >= 0], minlength=len(self._triangles)))
+        out = np.zeros(len(self._source_screen), bool)
+        out[self._triangles[seen[self._part[seen] == SKIN]].ravel()] = True
+        return out
+
+    def _vertex_brightness(self) -> tuple[np.ndarray, np.ndarray]:
+        """The photo's log(grey + 8) at each mesh vertex under the fit (affcore._relight.grey_at),
+        and whether it shows that vertex's skin facing the camera (|n_z| > 0.55: at the
+        silhouette the photo's pixel is half background)."""
+        screen = self._source_screen
+        facing = np.abs(vertex_normals(screen, self._mesh.skin_triangles)[:, 2])
+        return grey_at(self.image, screen[:, :2]), self._seen_vertices() & (facing > 0.55)
 
     # -- geometry --------------------------------------------------------------------------
     def _geometry_change(self, blendshapes: np.ndarray) -> np.ndarray:
@@ -802,7 +836,7 @@ class Synthesizer:
             source, screen, self._target_shaded, self._src_raster.depth, (sx0, sy0), (x0, y0),
             # 1.5 mm of slack (in pixels): the depth buffer is sampled at the nearest pixel centre
             0.15 * self.fit.scale, lip, 1.5 * self.fit.scale, self._lit, reduce=reduce, threads=self.threads,
-            skin_shade=None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression),
+            skin_shade=self._skin_shade(blendshapes, screen),
             lid_margin=int(round(LID_MARGIN * self.fit.scale)), mouth_sliver=int(round(MOUTH_SLIVER * self.fit.scale)),
             mouth_opened=_mouth_opened(screen[:, :2], self._source_screen[:, :2], *self._mesh.inner_lip,
                                        self._mesh.interior, self.fit.scale),
@@ -816,6 +850,15 @@ class Synthesizer:
         # surroundings follow the face: the photo warped by the face's motion, extended smoothly
         small = _extension_small(disp, known, sigma=0.12 * self.fit.iod_px / reduce)
         return (x0, y0, x1, y1), r, comp, small
+
+    def _skin_shade(self, blendshapes: np.ndarray, screen: np.ndarray) -> np.ndarray | None:
+        """(N,) float32 factors for the skin's colour per mesh vertex, or None to leave it:
+        the relighting of the changed geometry times the expression shading."""
+        shade = None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression)
+        if self._relight is None or not self._geometry_change(blendshapes).any():
+            return shade
+        relit = relight_factors(self._relight, screen)
+        return relit if shade is None else shade * relit
 
     def _target_sources(self, screen: np.ndarray, blendshapes: np.ndarray):
         """Where a target (``blendshapes``, with vertices at ``screen``) samples each vertex
@@ -939,7 +982,8 @@ def _extension_small(disp: np.ndarray, known: np.ndarray, sigma: float) -> np.nd
 
 
 def synthesize(image, expression: str | None = None, intensity: float = 1.0, aus: Mapping[str, float] | None = None,
-               va=None, landmarks=None, model: FaceModel | None = None, shading=None) -> np.ndarray:
+               va=None, landmarks=None, model: FaceModel | None = None, shading=None,
+               relight: bool | None = None) -> np.ndarray:
     """Synthesize one target on one photo: fit, deform, render, blend.
 
     Parameters
@@ -950,8 +994,10 @@ def synthesize(image, expression: str | None = None, intensity: float = 1.0, aus
     va : (valence, arousal) in [-1, 1]^2.
     landmarks : (68, 2) landmarks; detected when omitted.
     shading : expression shading (:func:`affcore.shading.load_expression_shading`), or None.
+    relight : relight the lower face's moved skin (see :class:`Synthesizer`).
 
     Give exactly one of ``expression``, ``aus`` and ``va``. For many targets of one photo,
     use :class:`Synthesizer`, which fits once.
     """
-    return Synthesizer(image, landmarks=landmarks, model=model, shading=shading).render(expression, intensity, aus, va)
+    synth = Synthesizer(image, landmarks=landmarks, model=model, shading=shading, relight=relight)
+    return synth.render(expression, intensity, aus, va)
