@@ -183,3 +183,23 @@ def test_relighting_and_expression_shading_are_not_stacked(studio, model):
     assert Synthesizer(s.image, fit_result=s.fit, model=model, shading=shading)._relight is None
     with pytest.raises(ValueError, match="relight=True with shading"):
         Synthesizer(s.image, fit_result=s.fit, model=model, shading=shading, relight=True)
+
+
+def test_the_cli_relights_unless_told_not_to(data, model, tmp_path):
+    import subprocess
+    import sys
+
+    from affcore.images import read_image as read
+
+    photo = data / "faces" / "london" / "005_neutral.jpg"
+    outs = {}
+    for extra in ([], ["--no-relight"]):
+        out = tmp_path / ("unrelit" if extra else "relit")
+        r = subprocess.run([sys.executable, "-m", "affcore", "synthesize", str(photo), "--expression", "happiness",
+                            "--out", str(out), "-q"] + extra, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        outs[bool(extra)] = read(out / "005_neutral_happiness.png")
+    image = read_image(photo)
+    unrelit = Synthesizer(image, model=model, relight=False).render(expression="happiness")
+    np.testing.assert_array_equal(outs[True], unrelit)
+    assert np.abs(outs[False].astype(int) - unrelit).max() > 5

@@ -185,6 +185,7 @@ def test_cli_builds_and_uses_shading(tcce, data, tmp_path, shading):
     built = subprocess.run(env_args + ["shading", "build", "--labels", str(csv_path), "--images", str(tcce.parent / "images"),
                                        "--out", str(tmp_path / "s.npz"), "-q"], capture_output=True, text=True)
     assert built.returncode == 2 and "5+ people" in built.stderr  # two people are too few
+    assert "smiles" not in built.stderr  # expression photos are read, not rendered: no warning that they smile
     path = save_expression_shading(shading, tmp_path / "s.npz")
     photo = data / "faces" / "london" / "005_neutral.jpg"
     outs = []

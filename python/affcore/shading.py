@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -138,7 +139,7 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
     """
     from tqdm import tqdm
 
-    from .errors import NoFaceError, SeveralFacesError
+    from .errors import NoFaceError, NonNeutralPhotoWarning, SeveralFacesError
     from .images import read_image
     from .landmarks import detect_landmarks
     from .model import load_model
@@ -155,7 +156,9 @@ def build_expression_shading(photos: Iterable[tuple], model=None, min_people: in
             raise ValueError(f"expression {expression!r}: expected neutral or one of {', '.join(SHADED_EXPRESSIONS)}")
         img = read_image(image) if isinstance(image, (str, Path)) else image
         try:
-            synth = Synthesizer(img, landmarks=detect_landmarks(img), model=model, threads=1, relight=False)
+            with warnings.catch_warnings():  # expression photos smile on purpose: they are read, not rendered
+                warnings.simplefilter("ignore", NonNeutralPhotoWarning)
+                synth = Synthesizer(img, landmarks=detect_landmarks(img), model=model, threads=1, relight=False)
         except (NoFaceError, SeveralFacesError):
             skipped += 1
             continue
