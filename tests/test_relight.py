@@ -141,7 +141,7 @@ def test_an_evenly_lit_face_is_not_relit(studio):
     ambient light), bending the surface changes nothing."""
     s = studio[0]
     flat = np.full_like(s.image, 150)
-    relight = prepare_relight(_mesh(s.model).relight, flat, s._source_screen, s._seen_vertices())
+    relight = prepare_relight(_mesh(s.model).relight, flat, s._source_screen, s._seen_vertices)
     assert relight is not None
     np.testing.assert_allclose(relight.light[1:], 0.0, atol=1e-9)
     np.testing.assert_allclose(relight_factors(relight, s._screen(s.blendshapes("happiness"))), 1.0, atol=1e-6)
@@ -183,6 +183,8 @@ def test_relighting_and_expression_shading_are_not_stacked(studio, model):
     assert Synthesizer(s.image, fit_result=s.fit, model=model, shading=shading)._relight is None
     with pytest.raises(ValueError, match="relight=True with shading"):
         Synthesizer(s.image, fit_result=s.fit, model=model, shading=shading, relight=True)
+    with pytest.raises(ValueError, match="relight: expected None, True or False"):
+        Synthesizer(s.image, fit_result=s.fit, model=model, relight="no")
 
 
 def test_the_cli_relights_unless_told_not_to(data, model, tmp_path):

@@ -103,7 +103,8 @@ def estimate_light(normals: np.ndarray, radiance: np.ndarray, rounds: int = 3) -
     for _ in range(rounds):
         if keep.sum() < 4:
             break
-        coef = np.linalg.lstsq(a[keep], y[keep], rcond=None)[0]
+        ak = a[keep]
+        coef = np.linalg.lstsq(ak.T @ ak, ak.T @ y[keep], rcond=None)[0]  # the normal equations: 4 x 4
         residual = y - a @ coef
         spread = np.std(residual[keep])
         if spread == 0:
@@ -196,9 +197,9 @@ def _shade(light: np.ndarray, normals: np.ndarray) -> np.ndarray:
     return np.maximum(light[0] + normals @ light[1:], floor)
 
 
-def prepare_relight(mesh: RelightMesh, image: np.ndarray, screen: np.ndarray, seen: np.ndarray) -> SkinRelight | None:
-    """The relighting of one photo ``image``, its fitted face's vertices at ``screen`` (N, 3),
-    ``seen`` (N,) bool where the photo shows them (a visible skin triangle uses them).
+def prepare_relight(mesh: RelightMesh, image: np.ndarray, screen: np.ndarray, seen) -> SkinRelight | None:
+    """The relighting of one photo ``image``, its fitted face's vertices at ``screen`` (N, 3);
+    ``seen(vertices)`` says (bool per vertex) whether the photo shows them.
 
     The light is fitted where the photo shows the face core facing the camera (|n_z| >
     0.55: at the silhouette the photo's pixel is half background). None where it shows
@@ -206,7 +207,7 @@ def prepare_relight(mesh: RelightMesh, image: np.ndarray, screen: np.ndarray, se
     floor (a backlit face).
     """
     normals = patch_normals(mesh.lit, screen)  # facing the camera: z < 0
-    shown = seen[mesh.lit.vertices] & (np.abs(normals[:, 2]) > 0.55)
+    shown = seen(mesh.lit.vertices) & (np.abs(normals[:, 2]) > 0.55)
     if shown.sum() < _MIN_VERTICES:
         return None
     log_grey = grey_at(image, screen[mesh.lit.vertices[shown], :2])

@@ -552,6 +552,8 @@ class Synthesizer:
         smile = fitted_smile(self.fit)
         if smile > SMILING_PHOTO:
             warnings.warn(_smiling_photo_message(smile, self.keep_resting_face), NonNeutralPhotoWarning, stacklevel=2)
+        if relight not in (None, True, False):
+            raise ValueError(f"relight: expected None, True or False, got {relight!r}")
         if relight is None:
             relight = shading is None
         elif relight and shading is not None:
@@ -649,23 +651,28 @@ class Synthesizer:
         self._dilate_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
         # the light the photo's face is lit by, from its shading on the fitted geometry
         self._relight = prepare_relight(mesh.relight, self.image, self._source_screen,
-                                        self._seen_vertices()) if relight else None
+                                        self._seen_vertices) if relight else None
 
-    def _seen_vertices(self) -> np.ndarray:
-        """(N,) bool: the mesh vertices of the skin triangles the photo shows."""
-        tid = self._src_raster.triangle_id
-        seen = np.flatnonzero(np.bincount(tid[tid >= 0], minlength=len(self._triangles)))
-        out = np.zeros(len(self._source_screen), bool)
-        out[self._triangles[seen[self._part[seen] == SKIN]].ravel()] = True
-        return out
+    def _seen_vertices(self, vertices=slice(None)) -> np.ndarray:
+        """bool per mesh vertex (of ``vertices``): whether the photo shows it, i.e. it lies
+        no more than 1.5 mm behind the fitted face's depth buffer at its nearest pixel (as
+        transfer_face decides for the surface it samples) and inside that buffer's box."""
+        x0, y0 = self._src_box[:2]
+        depth = self._src_raster.depth
+        h, w = depth.shape
+        p = self._source_screen[vertices]
+        col, row = np.rint(p[:, 0] - x0), np.rint(p[:, 1] - y0)
+        inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        front = depth[np.clip(row, 0, h - 1).astype(np.intp), np.clip(col, 0, w - 1).astype(np.intp)]
+        return inside & (p[:, 2] <= front + 0.15 * self.fit.scale)
 
     def _vertex_brightness(self) -> tuple[np.ndarray, np.ndarray]:
         """The photo's log(grey + 8) at each mesh vertex under the fit (affcore._relight.grey_at),
         and whether it shows that vertex's skin facing the camera (|n_z| > 0.55: at the
         silhouette the photo's pixel is half background)."""
         screen = self._source_screen
-        facing = np.abs(vertex_normals(screen, self._mesh.skin_triangles)[:, 2])
-        return grey_at(self.image, screen[:, :2]), self._seen_vertices() & (facing > 0.55)
+        normals = vertex_normals(screen, self._mesh.skin_triangles)  # zero off the skin
+        return grey_at(self.image, screen[:, :2]), self._seen_vertices() & (np.abs(normals[:, 2]) > 0.55)
 
     # -- geometry --------------------------------------------------------------------------
     def _geometry_change(self, blendshapes: np.ndarray) -> np.ndarray:
