@@ -77,3 +77,25 @@ def data_dir(data) -> Path:
 def ict_mesh(model):
     """ICT neutral mesh as (vertices (V,3) float32 cm, triangles (T,3) int32), quads split."""
     return model.neutral_vertices, model.triangles
+
+
+@pytest.fixture(scope="session")
+def fer_neutral_npz(data, tmp_path_factory):
+    """fer_neutral_npz(n): the path of a small .npz in FER2013's layout holding its first n
+    neutral training crops (made once per n)."""
+    src = data / "fer2013.npz"
+    if not src.is_file():
+        pytest.skip(f"{src} missing")
+    made: dict = {}
+
+    def get(n: int) -> Path:
+        if n not in made:
+            with np.load(src) as z:
+                sel = np.flatnonzero((z["labels"] == 6) & (z["split"] == "train"))[:n]
+                arrays = {k: z[k][sel] for k in ("images", "labels", "split")}
+                arrays["label_names"] = z["label_names"]
+            made[n] = tmp_path_factory.mktemp("fer") / f"fer_neutral{n}.npz"
+            np.savez_compressed(made[n], **arrays)
+        return made[n]
+
+    return get

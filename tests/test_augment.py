@@ -103,18 +103,9 @@ def _manifest(root: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def fer_npz(data, tmp_path_factory):
+def fer_npz(fer_neutral_npz):
     """A small .npz in FER2013's layout: the first 30 neutral training crops."""
-    src = data / "fer2013.npz"
-    if not src.is_file():
-        pytest.skip(f"{src} missing")
-    with np.load(src) as z:
-        sel = np.flatnonzero((z["labels"] == 6) & (z["split"] == "train"))[:N_CROPS]
-        arrays = {k: z[k][sel] for k in ("images", "labels", "split")}
-        arrays["label_names"] = z["label_names"]
-    p = tmp_path_factory.mktemp("fer") / "fer_neutral30.npz"
-    np.savez_compressed(p, **arrays)
-    return p
+    return fer_neutral_npz(N_CROPS)
 
 
 @pytest.fixture(scope="session")

@@ -207,17 +207,11 @@ def test_the_cli_relights_unless_told_not_to(data, model, tmp_path):
     assert np.abs(outs[False].astype(int) - unrelit).max() > 5
 
 
-def test_augment_relights_unless_told_not_to_and_keeps_that_on_resume(data, model, tmp_path):
+def test_augment_relights_unless_told_not_to_and_keeps_that_on_resume(fer_neutral_npz, model, tmp_path):
     from affcore import augment
     from affcore.augment import JobError
 
-    src = data / "fer2013.npz"
-    if not src.is_file():
-        pytest.skip(f"{src} missing")
-    with np.load(src) as z:
-        sel = np.flatnonzero((z["labels"] == 6) & (z["split"] == "train"))[:4]
-        crops = tmp_path / "crops.npz"
-        np.savez(crops, images=z["images"][sel], labels=z["labels"][sel], label_names=z["label_names"])
+    crops = fer_neutral_npz(4)
     relit = augment(crops, "happiness", tmp_path / "relit", workers=0, progress=False, model=model.path)
     unrelit = augment(crops, "happiness", tmp_path / "unrelit", workers=0, progress=False, model=model.path,
                       relight=False)

@@ -206,17 +206,11 @@ def test_cli_builds_and_uses_shading(tcce, data, tmp_path, shading):
     assert r.returncode == 2 and "affcore shading build" in r.stderr
 
 
-def test_augment_synthesizes_with_shading_and_keeps_it_on_resume(data, model, shading, tmp_path):
+def test_augment_synthesizes_with_shading_and_keeps_it_on_resume(fer_neutral_npz, model, shading, tmp_path):
     from affcore import augment
     from affcore.augment import JobError
 
-    src = data / "fer2013.npz"
-    if not src.is_file():
-        pytest.skip(f"{src} missing")
-    with np.load(src) as z:
-        sel = np.flatnonzero((z["labels"] == 6) & (z["split"] == "train"))[:4]
-        crops = tmp_path / "crops.npz"
-        np.savez(crops, images=z["images"][sel], labels=z["labels"][sel], label_names=z["label_names"])
+    crops = fer_neutral_npz(4)
     path = save_expression_shading(shading, tmp_path / "shading.npz")
     plain = augment(crops, "anger", tmp_path / "plain", workers=0, progress=False, model=model.path)
     shaded = augment(crops, "anger", tmp_path / "shaded", workers=0, progress=False, model=model.path, shading=path)
