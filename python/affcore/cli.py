@@ -100,8 +100,7 @@ def _cmd_synthesize(args) -> int:
             image = read_image(photo)
             lm = load_landmarks(args.landmarks) if args.landmarks else None
             synth = Synthesizer(image, landmarks=lm, model=model, keep_resting_face=not args.replace_expression,
-                                shading=shading,
-                                relight=False if args.no_relight else None)
+                                shading=shading, relight=False if args.no_relight else None)
             rendered, names = [], []
             for suffix, kwargs in targets:
                 img = synth.render(**kwargs)

@@ -521,7 +521,8 @@ class Synthesizer:
         furrows), in proportion to the target's weight on each expression.
     relight : whether the lower face's skin takes the shading that the target's change of
         geometry brings under the photo's own light (estimated from the photo: the folds
-        beside the nose darken as a smile deepens them, the upper lip as it turns down;
+        beside the nose darken as a smile deepens them, and the skin above the upper lip
+        as it turns down;
         affcore._relight, docs/synthesis.md *Relit lower face*). None (default): relit
         unless ``shading`` is given, whose ratios, measured on real faces, hold that
         change already. False: the moved skin keeps the photo's shading. True with
@@ -536,6 +537,13 @@ class Synthesizer:
 
     def __init__(self, image, landmarks=None, model: FaceModel | None = None, fit_result: FitResult | None = None,
                  keep_resting_face: bool = True, threads: int = 0, shading=None, relight: bool | None = None):
+        if relight not in (None, True, False):
+            raise ValueError(f"relight: expected None, True or False, got {relight!r}")
+        if relight is None:
+            relight = shading is None
+        elif relight and shading is not None:
+            raise ValueError("relight=True with shading: the expression shading's ratios already hold the shading "
+                             "that the change of geometry brings; give one of them (relight=None chooses)")
         self.image = np.ascontiguousarray(as_rgb8(image))
         self.model = model if model is not None else load_model()
         if fit_result is None:
@@ -552,13 +560,6 @@ class Synthesizer:
         smile = fitted_smile(self.fit)
         if smile > SMILING_PHOTO:
             warnings.warn(_smiling_photo_message(smile, self.keep_resting_face), NonNeutralPhotoWarning, stacklevel=2)
-        if relight not in (None, True, False):
-            raise ValueError(f"relight: expected None, True or False, got {relight!r}")
-        if relight is None:
-            relight = shading is None
-        elif relight and shading is not None:
-            raise ValueError("relight=True with shading: the expression shading's ratios already hold the shading "
-                             "that the change of geometry brings; give one of them (relight=None chooses)")
         mesh = self._mesh = _mesh(self.model)
         if shading is not None:
             from .shading import ExpressionShading, ShadingWeights
@@ -860,12 +861,13 @@ class Synthesizer:
 
     def _skin_shade(self, blendshapes: np.ndarray, screen: np.ndarray) -> np.ndarray | None:
         """(N,) float32 factors for the skin's colour per mesh vertex, or None to leave it:
-        the relighting of the changed geometry times the expression shading."""
-        shade = None if self._shading is None else self._shading.factors(blendshapes - self._fitted_expression)
+        the expression shading's, or else the relighting's where the geometry changes (a
+        synthesizer has one or the other, or neither)."""
+        if self._shading is not None:
+            return self._shading.factors(blendshapes - self._fitted_expression)
         if self._relight is None or not self._geometry_change(blendshapes).any():
-            return shade
-        relit = relight_factors(self._relight, screen)
-        return relit if shade is None else shade * relit
+            return None
+        return relight_factors(self._relight, screen)
 
     def _target_sources(self, screen: np.ndarray, blendshapes: np.ndarray):
         """Where a target (``blendshapes``, with vertices at ``screen``) samples each vertex
