@@ -13,8 +13,8 @@ faces and get a table each; the faces are synthesized and aligned once. With ``-
 the faces are synthesized with that expression shading (``affcore shading build``); with
 ``--no-relight`` without relighting the lower face. ``--sources tcce-neutral`` synthesizes
 from TCCE's neutral photos instead of the London and wild ones (faces that chose none of
-the renderer's settings). The table ends with dlib's identity distance between each photo and its expression prototypes
-(contempt included), as the synthesis issue measures it.
+the renderer's settings). The table ends with dlib's identity distance between each photo
+and its expression prototypes (contempt included), as the synthesis issue measures it.
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 cv2 = pytest.importorskip("cv2")
 
 from affcore import _eyelids, _core, _gaze
+from affcore._relight import vertex_normals
 from synthesis_reference import ReferenceSynthesizer, _hidden_runs, _runs
 from affcore.images import read_image
 from affcore import affect, synthesis
@@ -448,13 +449,8 @@ def test_arrays_from_another_process_are_accepted(model, london_pairs, landmark_
 def _rim_reference(screen, triangles, outline, limit, rounds):
     """grazing_rim in numpy: vertex facing, averaged `rounds` times, then the grazing
     triangles reached from the outline by shared vertices, ring after ring."""
-    v = screen.astype(np.float64)
-    n = np.cross(v[triangles[:, 1]] - v[triangles[:, 0]], v[triangles[:, 2]] - v[triangles[:, 0]])
-    nv = len(v)
-    vn = np.stack([sum(np.bincount(triangles[:, k], weights=n[:, c], minlength=nv) for k in range(3))
-                   for c in range(3)], axis=1)
-    length = np.linalg.norm(vn, axis=1)
-    facing = np.where(length > 0, -vn[:, 2] / np.where(length > 0, length, 1), 0.0)
+    nv = len(screen)
+    facing = -vertex_normals(screen, triangles)[:, 2]  # (0 for vertices of no triangle)
     degree = np.bincount(triangles.ravel(), minlength=nv)
     for _ in range(rounds):
         mean = facing[triangles].mean(axis=1)

@@ -522,11 +522,10 @@ class Synthesizer:
     relight : whether the lower face's skin takes the shading that the target's change of
         geometry brings under the photo's own light (estimated from the photo: the folds
         beside the nose darken as a smile deepens them, and the skin above the upper lip
-        as it turns down;
-        affcore._relight, docs/synthesis.md *Relit lower face*). None (default): relit
-        unless ``shading`` is given, whose ratios, measured on real faces, hold that
-        change already. False: the moved skin keeps the photo's shading. True with
-        ``shading`` is refused (the change would be shaded twice).
+        as it turns down; affcore._relight, docs/synthesis.md *Relit lower face*). None
+        (default): relit unless ``shading`` is given, whose ratios, measured on real faces,
+        hold that change already. False: the moved skin keeps the photo's shading. True
+        with ``shading`` is refused (the change would be shaded twice).
 
     Examples
     --------
